@@ -1,0 +1,107 @@
+// AttentionWorker: the attention role. Owns its sequences' paged KV cache and all non-expert
+// weights. A step is planned once on the host (token layout, positions, KV slots, micro-batch
+// split), then driven layer by layer and micro-batch by micro-batch:
+//
+//   layer_attention(l, i): [l > 0: residual += moe_out] → input norm → QKV (+bias, q/k-norm)
+//     → RoPE → KV append → paged attention → O proj → residual += attn → post-attention norm →
+//     MoE layer: router → top-k → link.send; shared expert into moe_out.
+//     Dense layer: the MLP into moe_out.
+//   layer_combine(l, i): MoE layer: link.receive adds the experts' partial sums into moe_out.
+//   finish_step: residual += moe_out → final norm → LM head for the tokens that want logits.
+//
+// Workspaces are sized at construction from the options (max tokens per step, max sequences,
+// KV blocks); nothing is allocated while stepping. Not thread-safe: one thread drives a worker.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "kv/block_pool.h"
+#include "model/config.h"
+#include "roles/expert_link.h"
+#include "roles/weights.h"
+
+namespace msi {
+
+struct AttentionWorkerOptions {
+  int64_t max_batched_tokens = 8192;  // tokens per step (prefill chunks + decodes)
+  int64_t max_seqs = 256;             // sequences per step
+  int64_t kv_block_size = 16;
+  int64_t kv_n_blocks = 0;            // KV blocks in the pool (required, > 0)
+  int64_t max_model_len = 0;          // positions per sequence
+  int64_t max_micro_batches = 4;
+};
+
+// Part of one sequence processed in a step: `tokens` are appended at positions
+// [n_cached, n_cached + tokens.size()).
+struct SeqChunk {
+  int64_t seq_id = 0;
+  std::span<const int32_t> tokens;
+  bool want_logits = false;  // produce logits for the last token
+};
+
+class AttentionWorker {
+ public:
+  static Result<std::unique_ptr<AttentionWorker>> create(const ModelConfig& config, Backend& backend,
+                                                         AttentionWeights weights,
+                                                         const AttentionWorkerOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  const BlockPool& block_pool() const { return pool_; }
+  int64_t n_cached_tokens(int64_t seq_id) const;
+
+  // Registers a new, empty sequence. Fails if the id is in use.
+  Status add_sequence(int64_t seq_id);
+  // Ensures KV blocks for `n_tokens` tokens in total; ResourceExhausted if the pool is short.
+  Status reserve(int64_t seq_id, int64_t n_tokens);
+  // Frees the sequence's KV blocks at once.
+  void free_sequence(int64_t seq_id);
+
+  // Plans a step over `chunks` split into `n_micro_batches` micro-batches balanced by tokens.
+  // Validates token ids (vocabulary), lengths (max_model_len) and capacity; reserves KV blocks.
+  Status begin_step(std::span<const SeqChunk> chunks, int n_micro_batches, int64_t step);
+  int n_micro_batches() const { return static_cast<int>(mb_token_begin_.size()) - 1; }
+  int64_t micro_batch_tokens(int mb) const { return mb_token_begin_[mb + 1] - mb_token_begin_[mb]; }
+
+  Status layer_attention(int layer, int mb, ExpertLink& link);
+  Status layer_combine(int layer, int mb, ExpertLink& link);
+  // Writes logits [n_wanted, vocab] to the host in chunk order (chunks with want_logits only).
+  Status finish_step(float* logits_out);
+
+ private:
+  AttentionWorker(const ModelConfig& config, Backend& backend, AttentionWeights weights,
+                  const AttentionWorkerOptions& options);
+  Tensor rows(const OwnedTensor& t, int mb) const;
+
+  const ModelConfig& config_;
+  Backend& backend_;
+  AttentionWeights w_;
+  AttentionWorkerOptions opt_;
+  BlockPool pool_;
+  std::unordered_map<int64_t, BlockTable> seqs_;
+  int64_t step_ = 0;
+  AttentionShape attn_shape_;
+
+  // KV cache: per layer [n_blocks * block_size, kv_dim].
+  std::vector<OwnedTensor> k_cache_, v_cache_;
+  // Step inputs planned on the host, [max_batched_tokens] unless noted.
+  OwnedTensor token_ids_, positions_, slot_mapping_, token_seq_;
+  OwnedTensor block_tables_;  // [max_seqs, max_blocks_per_seq]
+  OwnedTensor logit_rows_;    // [max_seqs]
+  // Activations, [max_batched_tokens, ·].
+  OwnedTensor residual_, normed_, q_, k_, v_, attn_out_, proj_out_, moe_out_;
+  OwnedTensor router_logits_, topk_ids_, topk_weights_, shared_gate_logit_, mlp_out_, mlp_scratch_;
+  OwnedTensor final_rows_, final_normed_, logits_;  // [max_seqs, ·]
+
+  // Host planning buffers (capacity reserved at construction).
+  std::vector<int32_t> h_tokens_, h_positions_, h_slots_, h_token_seq_, h_block_tables_, h_logit_rows_;
+  std::vector<int64_t> mb_token_begin_;  // [n_mb + 1] token offsets of micro-batches
+  int64_t n_step_tokens_ = 0;
+  int64_t n_logit_rows_ = 0;
+};
+
+}  // namespace msi

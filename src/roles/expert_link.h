@@ -1,0 +1,27 @@
+// ExpertLink: the attention worker's connection to all expert workers. send() hands off one
+// unit's routed tokens; receive() waits for the partial sums and adds them into the MoE output.
+// Between the two, the attention worker is free to compute (the shared expert, other
+// micro-batches). Implementations: LocalExpertLink (in-process, synchronous) here; the M2N
+// transports (comm/) later.
+#pragma once
+
+#include "backend/tensor.h"
+#include "core/status.h"
+#include "roles/moe_message.h"
+
+namespace msi {
+
+class ExpertLink {
+ public:
+  virtual ~ExpertLink() = default;
+  // hidden: [n, hidden] post-attention-norm activations; topk_ids: [n, top_k] int32 global expert
+  // ids; topk_weights: [n, top_k] f32. Every expert worker gets a message (possibly empty).
+  // May not block on the expert side's compute (transports); the local link runs it inline.
+  virtual Status send(const UnitId& unit, const Tensor& hidden, const Tensor& topk_ids,
+                      const Tensor& topk_weights) = 0;
+  // Waits, with a timeout, for every expert worker's reply for `unit` and adds the partial sums
+  // into out [n, hidden]. A dead or silent peer is an error naming it.
+  virtual Status receive(const UnitId& unit, const Tensor& out) = 0;
+};
+
+}  // namespace msi
