@@ -1,0 +1,168 @@
+// msinfer generate: offline generation from token ids; prints one JSON object
+// {"results": [{"prompt_ids", "output_ids", "finish_reason", "logits"?}]}.
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "engine/engine.h"
+
+namespace msi::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model;
+  std::vector<std::string> prompt_ids;
+  int64_t max_tokens = 16;
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int64_t top_k = -1;
+  int64_t seed = -1;
+  bool ignore_eos = false;
+  bool return_logits = false;
+  std::string output;
+  std::string load_format = "auto";
+  std::string device = "cpu";
+  std::string hf_overrides;
+  int64_t expert_workers = 1;
+  int micro_batches = 1;
+  int64_t num_kv_blocks = 0;
+  int64_t kv_block_size = 16;
+  int64_t max_model_len = 0;
+  int64_t max_num_batched_tokens = 8192;
+  int64_t max_num_seqs = 256;
+};
+
+Result<std::vector<int32_t>> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    std::string item = text.substr(pos, comma - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size() || v < INT32_MIN ||
+        v > INT32_MAX) {
+      return error(StatusCode::kInvalidArgument, "--prompt-ids '{}': '{}' is not a token id", text, item);
+    }
+    ids.push_back(static_cast<int32_t>(v));
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+int run_generate(const GenerateArgs& a) {
+  if (a.prompt_ids.empty()) return fail("generate needs at least one --prompt-ids");
+  if (a.temperature < 0) return fail("--temperature must be >= 0");
+  if (a.top_p <= 0 || a.top_p > 1) return fail("--top-p must be in (0, 1]");
+  if (a.max_tokens < 1) return fail("--max-tokens must be at least 1");
+
+  std::vector<GenerateRequest> requests;
+  for (const std::string& text : a.prompt_ids) {
+    auto ids = parse_ids(text);
+    if (!ids.is_ok()) return fail(ids.status().message());
+    GenerateRequest r;
+    r.prompt = std::move(ids).value();
+    r.sampling.temperature = a.temperature;
+    r.sampling.top_p = a.top_p;
+    r.sampling.top_k = a.top_k;
+    r.sampling.max_tokens = a.max_tokens;
+    r.sampling.ignore_eos = a.ignore_eos;
+    if (a.seed >= 0) {
+      r.sampling.seed = static_cast<uint64_t>(a.seed);
+      r.sampling.has_seed = true;
+    }
+    r.return_logits = a.return_logits;
+    requests.push_back(std::move(r));
+  }
+
+  EngineOptions opt;
+  opt.device = a.device;
+  opt.load_format = a.load_format;
+  opt.n_expert_workers = a.expert_workers;
+  opt.n_micro_batches = a.micro_batches;
+  opt.kv_block_size = a.kv_block_size;
+  opt.max_model_len = a.max_model_len;
+  opt.max_batched_tokens = a.max_num_batched_tokens;
+  opt.max_seqs = a.max_num_seqs;
+  if (!a.hf_overrides.empty()) {
+    opt.hf_overrides = nlohmann::json::parse(a.hf_overrides, nullptr, false);
+    if (opt.hf_overrides.is_discarded() || !opt.hf_overrides.is_object()) {
+      return fail("--hf-overrides must be a JSON object");
+    }
+  }
+  if (a.kv_block_size < 1) return fail("--kv-block-size must be at least 1");
+  // KV capacity: as given, or enough for every request to run to completion.
+  if (a.num_kv_blocks > 0) {
+    opt.kv_n_blocks = a.num_kv_blocks;
+  } else {
+    auto cfg = load_model_config(a.model, opt.hf_overrides.is_null() ? nullptr : &opt.hf_overrides);
+    if (!cfg.is_ok()) return fail(cfg.status().message());
+    const int64_t max_len = a.max_model_len > 0 ? a.max_model_len : cfg->max_position_embeddings;
+    opt.kv_n_blocks = kv_blocks_needed(requests, max_len, a.kv_block_size);
+  }
+
+  auto engine = Engine::create(a.model, opt);
+  if (!engine.is_ok()) return fail(engine.status().message());
+  auto results = (*engine)->generate(requests);
+  if (!results.is_ok()) return fail(results.status().message());
+
+  nlohmann::json out = {{"results", nlohmann::json::array()}};
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const GenerateResult& r = (*results)[i];
+    nlohmann::json j = {{"prompt_ids", requests[i].prompt},
+                        {"output_ids", r.output_ids},
+                        {"finish_reason", r.finish_reason}};
+    if (a.return_logits) j["logits"] = r.logits;
+    out["results"].push_back(std::move(j));
+  }
+  const std::string text = out.dump() + "\n";
+  if (a.output.empty()) {
+    std::cout << text << std::flush;
+  } else {
+    std::ofstream f(a.output, std::ios::binary);
+    f << text;
+    if (!f) return fail("cannot write " + a.output);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app, RunFn& run) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate from token-id prompts; prints JSON");
+  cmd->add_option("--model", a->model, "Hugging Face model directory")->required();
+  cmd->add_option("--prompt-ids", a->prompt_ids, "Comma-separated token ids (repeatable; one batch)");
+  cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate per prompt")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--top-k", a->top_k, "Top-k sampling (-1 = off)")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Sampling seed (-1 = random)")->capture_default_str();
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS");
+  cmd->add_flag("--return-logits", a->return_logits, "Include each step's logits in the output");
+  cmd->add_option("--output", a->output, "Write the JSON here instead of stdout");
+  cmd->add_option("--load-format", a->load_format, "auto | dummy")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu")->capture_default_str();
+  cmd->add_option("--hf-overrides", a->hf_overrides, "JSON merged over config.json");
+  cmd->add_option("--expert-workers", a->expert_workers, "Expert workers (N)")->capture_default_str();
+  cmd->add_option("--micro-batches", a->micro_batches, "Micro-batches per step (m)")->capture_default_str();
+  cmd->add_option("--num-kv-blocks", a->num_kv_blocks, "KV cache blocks (0 = enough for the batch)")
+      ->capture_default_str();
+  cmd->add_option("--kv-block-size", a->kv_block_size, "Tokens per KV block")->capture_default_str();
+  cmd->add_option("--max-model-len", a->max_model_len, "0 = the model's max_position_embeddings")
+      ->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Tokens per step")
+      ->capture_default_str();
+  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences per step")->capture_default_str();
+  cmd->callback([&run, a] { run = [a] { return run_generate(*a); }; });
+}
+
+}  // namespace msi::cli
