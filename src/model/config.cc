@@ -116,6 +116,25 @@ Status validate(const ModelConfig& c) {
   return Status::ok();
 }
 
+// Sliding-window attention is not implemented: Qwen enables it with use_sliding_window (its
+// sliding_window value alone means nothing); Mixtral with a sliding_window shorter than the
+// context. Either must fail at load rather than give wrong long-context outputs.
+Status check_sliding_window(const JsonFields& f, const ModelConfig& c) {
+  if (c.arch == ModelArch::kMixtral) {
+    MSI_ASSIGN_OR_RETURN(int64_t window, f.get_int("sliding_window", 0));
+    if (window > 0 && window < c.max_position_embeddings) {
+      return error(StatusCode::kUnimplemented,
+                   "sliding-window attention (sliding_window {}) is not implemented", window);
+    }
+    return Status::ok();
+  }
+  MSI_ASSIGN_OR_RETURN(bool use_window, f.get_bool("use_sliding_window", false));
+  if (use_window) {
+    return error(StatusCode::kUnimplemented, "sliding-window attention (use_sliding_window) is not implemented");
+  }
+  return Status::ok();
+}
+
 Result<ModelConfig> parse_unchecked(const json& j) {
   if (!j.is_object()) return invalid("config.json is not a JSON object");
   JsonFields f(j, "config.json");
@@ -164,6 +183,7 @@ Result<ModelConfig> parse_unchecked(const json& j) {
   MSI_ASSIGN_OR_RETURN(c.eos_token_ids, f.get_int_list("eos_token_id"));
 
   MSI_RETURN_IF_ERROR(ops->parse_config(f, &c));
+  MSI_RETURN_IF_ERROR(check_sliding_window(f, c));
   MSI_RETURN_IF_ERROR(validate(c));
   return c;
 }

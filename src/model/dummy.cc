@@ -81,6 +81,11 @@ class DummySource final : public TensorSource {
     }
   }
 
+  void release(const std::string& name) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_.erase(name);
+  }
+
   Result<HostTensorView> get(const std::string& name) const override {
     auto spec_it = specs_.find(name);
     if (spec_it == specs_.end()) {

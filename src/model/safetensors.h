@@ -62,6 +62,10 @@ class TensorSource {
   // Returns the named tensor; NotFound names the tensor (and the checkpoint) if absent.
   // The view stays valid as long as the source lives.
   virtual Result<HostTensorView> get(const std::string& name) const = 0;
+  // Tells the source that the caller has copied the named tensor and will not read the view
+  // again, so a generating source may free it (a 200 GB model then never sits in host memory
+  // twice). Optional; a later get() of the same name still works.
+  virtual void release(const std::string& name) const {}
 };
 
 // All *.safetensors of a model directory: model.safetensors.index.json when present (every

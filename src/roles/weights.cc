@@ -51,6 +51,7 @@ Result<AttentionWeights> load_attention_weights(const ModelConfig& config, const
     MSI_CHECK(slot != nullptr, "no slot for tensor {}", spec.name);
     MSI_ASSIGN_OR_RETURN(HostTensorView host, load_tensor(source, spec));
     *slot = backend.upload_weight(host);
+    source.release(spec.name);
   }
   return w;
 }
@@ -72,6 +73,7 @@ Result<ExpertWeights> load_expert_weights(const ModelConfig& config, const Tenso
     ExpertFfnWeights& e = w.layers[static_cast<size_t>(spec.layer)][it->second];
     MSI_ASSIGN_OR_RETURN(HostTensorView host, load_tensor(source, spec));
     OwnedTensor t = backend.upload_weight(host);
+    source.release(spec.name);
     if (spec.kind == WeightKind::kExpertGate) e.gate = std::move(t);
     else if (spec.kind == WeightKind::kExpertUp) e.up = std::move(t);
     else e.down = std::move(t);

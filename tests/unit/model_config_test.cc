@@ -149,6 +149,25 @@ TEST(ModelConfig, RopeScalingTypesAreUnimplemented) {
   expect_error(j, StatusCode::kUnimplemented, "rope scaling type 'llama3' is not implemented");
 }
 
+TEST(ModelConfig, SlidingWindowIsUnimplemented) {
+  json j = qwen3_t4();
+  j["sliding_window"] = 4096;  // without use_sliding_window: no window (Qwen1.5-MoE ships this)
+  parse_ok(j);
+  j["use_sliding_window"] = true;
+  expect_error(j, StatusCode::kUnimplemented, "sliding-window attention");
+  json m = json::parse(R"({
+    "model_type": "mixtral", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 1,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64,
+    "num_local_experts": 4, "num_experts_per_tok": 2, "max_position_embeddings": 8192,
+    "sliding_window": null
+  })");
+  parse_ok(m);
+  m["sliding_window"] = 4096;
+  expect_error(m, StatusCode::kUnimplemented, "sliding_window 4096");
+  m["sliding_window"] = 8192;  // a window as long as the context is no window
+  parse_ok(m);
+}
+
 TEST(ModelConfig, HeadDimDerivedWhenAbsentOrNull) {
   json j = qwen3_t4();
   j["head_dim"] = nullptr;
