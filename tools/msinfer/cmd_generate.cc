@@ -126,6 +126,7 @@ int run_generate(const GenerateArgs& a) {
   const std::string text = out.dump() + "\n";
   if (a.output.empty()) {
     std::cout << text << std::flush;
+    if (!std::cout) return fail("cannot write the results to stdout");
   } else {
     std::ofstream f(a.output, std::ios::binary);
     f << text;

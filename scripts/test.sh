@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures, builds and runs every test that runs without a GPU (tests labelled `gpu` skip
+# themselves where there is none). ctest's summary is the last thing printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -G Ninja -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)"
+exec ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 600
