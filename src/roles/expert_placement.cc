@@ -21,6 +21,7 @@ Result<ExpertPlacement> ExpertPlacement::contiguous(int64_t n_experts, int64_t n
 Result<ExpertPlacement> ExpertPlacement::from_worker_lists(
     int64_t n_experts, std::vector<std::vector<int32_t>> worker_experts) {
   if (worker_experts.empty()) return error(StatusCode::kInvalidArgument, "placement has no expert workers");
+  if (n_experts < 1) return error(StatusCode::kInvalidArgument, "placement needs at least one expert");
   ExpertPlacement p;
   p.n_experts_ = n_experts;
   p.replicas_.resize(static_cast<size_t>(n_experts));
@@ -74,6 +75,12 @@ Result<ExpertPlacement> ExpertPlacement::from_json(const nlohmann::json& j, int6
     std::vector<int32_t> list;
     for (const auto& e : w) {
       if (!e.is_number_integer()) return error(StatusCode::kInvalidArgument, "placement: expert ids are integers");
+      // NOTE: checked before get<int32_t>(), which would wrap 2^32 + k to k.
+      if (e.is_number_unsigned() ? e.get<uint64_t>() >= static_cast<uint64_t>(n_experts)
+                                 : (e.get<int64_t>() < 0 || e.get<int64_t>() >= n_experts)) {
+        return error(StatusCode::kInvalidArgument, "placement: expert {} out of range, model has {}",
+                     e.dump(), n_experts);
+      }
       list.push_back(e.get<int32_t>());
     }
     lists.push_back(std::move(list));
