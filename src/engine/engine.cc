@@ -1,194 +1,161 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <random>
+#include <thread>
 
 #include "backend/registry.h"
-#include "core/logging.h"
-#include "model/dummy.h"
-#include "model/safetensors.h"
+#include "comm/m2n.h"
+#include "engine/attention_runner.h"
+#include "engine/worker_setup.h"
+#include "pipeline/chrome_trace.h"
+#include "roles/expert_server.h"
+#include "roles/m2n_expert_link.h"
 
 namespace msi {
 
 Engine::~Engine() = default;
 
-int64_t kv_blocks_needed(const std::vector<GenerateRequest>& requests, int64_t max_model_len,
-                         int64_t block_size) {
-  int64_t blocks = 0;
-  for (const GenerateRequest& r : requests) {
-    const int64_t len = std::min<int64_t>(static_cast<int64_t>(r.prompt.size()) + r.sampling.max_tokens,
-                                          max_model_len);
-    blocks += (len + block_size - 1) / block_size;
+Status validate_engine_options(const EngineOptions& o) {
+  if (o.n_attention_workers < 1) return error(StatusCode::kInvalidArgument, "--attention-workers must be at least 1");
+  if (o.n_expert_workers < 1) return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 1");
+  if (o.n_micro_batches < 1 || o.n_micro_batches > kMaxMicroBatches) {
+    return error(StatusCode::kInvalidArgument, "--micro-batches must be in [1, {}]", kMaxMicroBatches);
   }
-  return std::max<int64_t>(blocks, 1);
+  if (o.kv_block_size < 1) return error(StatusCode::kInvalidArgument, "--kv-block-size must be at least 1");
+  if (o.max_batched_tokens < 1 || o.max_seqs < 1) {
+    return error(StatusCode::kInvalidArgument, "--max-num-batched-tokens and --max-num-seqs must be positive");
+  }
+  if (o.peer_timeout.count() <= 0) return error(StatusCode::kInvalidArgument, "the peer timeout must be positive");
+  return Status::ok();
+}
+
+Result<int64_t> resolve_max_model_len(const ModelConfig& config, const EngineOptions& options) {
+  const int64_t len = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
+  if (len > config.max_position_embeddings) {
+    return error(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the model's max_position_embeddings {}",
+                 len, config.max_position_embeddings);
+  }
+  return len;
+}
+
+std::vector<int> assign_requests(const std::vector<GenerateRequest>& requests, int n_workers) {
+  std::vector<int64_t> load(static_cast<size_t>(n_workers), 0);
+  std::vector<int> worker(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto it = std::min_element(load.begin(), load.end());
+    worker[i] = static_cast<int>(it - load.begin());
+    *it += static_cast<int64_t>(requests[i].prompt.size());
+  }
+  return worker;
 }
 
 Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& model_dir,
                                                const EngineOptions& options) {
+  MSI_RETURN_IF_ERROR(validate_engine_options(options));
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
-  const nlohmann::json* overrides = options.hf_overrides.is_null() ? nullptr : &options.hf_overrides;
-  MSI_ASSIGN_OR_RETURN(e->config_, load_model_config(model_dir, overrides));
-  const ModelConfig& cfg = e->config_;
-  e->max_model_len_ = options.max_model_len > 0 ? options.max_model_len : cfg.max_position_embeddings;
-  if (e->max_model_len_ > cfg.max_position_embeddings) {
-    return error(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the model's max_position_embeddings {}",
-                 e->max_model_len_, cfg.max_position_embeddings);
+  MSI_ASSIGN_OR_RETURN(WorkerSetup setup, open_worker_setup(model_dir, options));
+  e->config_ = setup.config;
+  e->max_model_len_ = setup.max_model_len;
+  e->placement_ = setup.placement;
+  for (int a = 0; a < options.n_attention_workers; ++a) {
+    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
+    MSI_ASSIGN_OR_RETURN(auto worker, make_attention_worker(e->config_, setup, *backend, options));
+    e->attention_backends_.push_back(std::move(backend));
+    e->attention_.push_back(std::move(worker));
   }
-  if (options.n_micro_batches < 1) {
-    return error(StatusCode::kInvalidArgument, "--micro-batches must be at least 1");
+  for (int x = 0; x < options.n_expert_workers; ++x) {
+    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
+    MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(e->config_, setup, *backend, options, x));
+    e->expert_backends_.push_back(std::move(backend));
+    e->experts_.push_back(std::move(worker));
   }
-  MSI_ASSIGN_OR_RETURN(e->backend_, make_backend(options.device));
-
-  std::unique_ptr<TensorSource> source;
-  if (options.load_format == "dummy") {
-    source = make_dummy_source(cfg, options.dummy_seed);
-  } else if (options.load_format == "auto" || options.load_format == "safetensors") {
-    MSI_ASSIGN_OR_RETURN(source, open_checkpoint(model_dir));
-  } else {
-    return error(StatusCode::kInvalidArgument, "unknown --load-format '{}' (auto, safetensors, dummy)",
-                 options.load_format);
-  }
-
-  MSI_ASSIGN_OR_RETURN(e->placement_, ExpertPlacement::contiguous(cfg.n_experts, options.n_expert_workers));
-  MSI_ASSIGN_OR_RETURN(AttentionWeights aw, load_attention_weights(cfg, *source, *e->backend_));
-  AttentionWorkerOptions ao;
-  ao.max_batched_tokens = options.max_batched_tokens;
-  ao.max_seqs = options.max_seqs;
-  ao.kv_block_size = options.kv_block_size;
-  ao.kv_n_blocks = options.kv_n_blocks;
-  ao.max_model_len = e->max_model_len_;
-  ao.max_micro_batches = std::max(options.n_micro_batches, 1);
-  MSI_ASSIGN_OR_RETURN(e->attention_, AttentionWorker::create(cfg, *e->backend_, std::move(aw), ao));
-
-  std::vector<ExpertWorker*> workers;
-  for (int64_t w = 0; w < e->placement_.n_workers(); ++w) {
-    MSI_ASSIGN_OR_RETURN(ExpertWeights ew,
-                         load_expert_weights(cfg, *source, *e->backend_, e->placement_.experts_of(w)));
-    e->experts_.push_back(std::make_unique<ExpertWorker>(cfg, *e->backend_, std::move(ew),
-                                                         options.max_batched_tokens));
-    workers.push_back(e->experts_.back().get());
-  }
-  e->link_ = std::make_unique<LocalExpertLink>(*e->backend_, e->placement_, std::move(workers),
-                                               options.max_batched_tokens, cfg.hidden_size,
-                                               cfg.n_experts_per_tok);
-  e->logits_host_.resize(static_cast<size_t>(options.max_seqs * cfg.vocab_size));
   return e;
 }
 
-Status Engine::run_step(std::span<const SeqChunk> chunks, int64_t step, float* logits) {
-  MSI_RETURN_IF_ERROR(attention_->begin_step(chunks, options_.n_micro_batches, step));
-  const int n_mb = attention_->n_micro_batches();
-  for (int l = 0; l < config_.n_layers; ++l) {
-    for (int mb = 0; mb < n_mb; ++mb) {
-      MSI_RETURN_IF_ERROR(attention_->layer_attention(l, mb, *link_));
-      MSI_RETURN_IF_ERROR(attention_->layer_combine(l, mb, *link_));
-    }
-  }
-  return attention_->finish_step(logits);
+int64_t Engine::kv_blocks_in_use() const {
+  int64_t n = 0;
+  for (const auto& a : attention_) n += a->block_pool().n_used();
+  return n;
 }
 
-namespace {
-
-struct SeqState {
-  int64_t seq_id = 0;
-  size_t prefilled = 0;  // prompt tokens already in the KV cache
-  bool finished = false;
-  int32_t last_token = 0;
-  std::unique_ptr<Sampler> sampler;
-};
-
-}  // namespace
-
 Result<std::vector<GenerateResult>> Engine::generate(const std::vector<GenerateRequest>& requests) {
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const auto& p = requests[i].prompt;
-    if (p.empty()) return error(StatusCode::kInvalidArgument, "prompt {} is empty", i);
-    if (static_cast<int64_t>(p.size()) >= max_model_len_) {
-      return error(StatusCode::kOutOfRange, "prompt {} has {} tokens; the maximum model length is {}", i,
-                   p.size(), max_model_len_);
-    }
-    for (int32_t tok : p) {
-      if (tok < 0 || tok >= config_.vocab_size) {
-        return error(StatusCode::kOutOfRange, "prompt {}: token id {} is outside the vocabulary [0, {})", i,
-                     tok, config_.vocab_size);
-      }
-    }
-    if (requests[i].sampling.max_tokens < 1) {
-      return error(StatusCode::kInvalidArgument, "max_tokens must be at least 1");
-    }
-  }
+  MSI_RETURN_IF_ERROR(validate_requests(config_, max_model_len_, requests));
+  const int m_workers = options_.n_attention_workers, n_workers = options_.n_expert_workers;
+  const std::vector<int> owner = assign_requests(requests, m_workers);
+  std::vector<std::vector<GenerateRequest>> per_worker(static_cast<size_t>(m_workers));
+  for (size_t i = 0; i < requests.size(); ++i) per_worker[static_cast<size_t>(owner[i])].push_back(requests[i]);
 
+  // Fresh M2N groups per call: steps count from 0 again.
+  MSI_ASSIGN_OR_RETURN(auto dispatch, comm::make_inproc_transport(dispatch_options(config_, options_)));
+  MSI_ASSIGN_OR_RETURN(auto combine, comm::make_inproc_transport(combine_options(config_, options_)));
+  timelines_.clear();
+  if (options_.record_timeline) {
+    for (int a = 0; a < m_workers; ++a) timelines_.push_back(std::make_unique<Timeline>(attention_label(a)));
+    for (int x = 0; x < n_workers; ++x) timelines_.push_back(std::make_unique<Timeline>(expert_label(x)));
+  }
+  auto timeline = [&](size_t i) { return options_.record_timeline ? timelines_[i].get() : nullptr; };
+
+  std::vector<Status> attention_status(static_cast<size_t>(m_workers)), expert_status(static_cast<size_t>(n_workers));
+  std::vector<std::vector<GenerateResult>> per_worker_results(static_cast<size_t>(m_workers));
+  std::vector<std::thread> threads;
+  const uint64_t seed_base = (generation_++) << 32;
+  for (int a = 0; a < m_workers; ++a) {
+    threads.emplace_back([&, a] {
+      auto sender = dispatch->open_sender(a);
+      auto receiver = combine->open_receiver(a);
+      if (!sender.is_ok() || !receiver.is_ok()) {
+        attention_status[static_cast<size_t>(a)] = sender.is_ok() ? receiver.status() : sender.status();
+        return;
+      }
+      M2NExpertLink link(*attention_backends_[static_cast<size_t>(a)], placement_, std::move(sender).value(),
+                         std::move(receiver).value(), options_.max_batched_tokens, config_.hidden_size,
+                         config_.n_experts_per_tok, options_.n_micro_batches);
+      AttentionRunner runner(config_, *attention_[static_cast<size_t>(a)], link,
+                             runner_options(options_, max_model_len_, seed_base + static_cast<uint64_t>(a) * 1000003u),
+                             timeline(static_cast<size_t>(a)));
+      auto r = runner.run(per_worker[static_cast<size_t>(a)]);
+      if (r.is_ok()) per_worker_results[static_cast<size_t>(a)] = std::move(r).value();
+      else attention_status[static_cast<size_t>(a)] = r.status().with_context(attention_label(a));
+    });
+  }
+  for (int x = 0; x < n_workers; ++x) {
+    threads.emplace_back([&, x] {
+      auto receiver = dispatch->open_receiver(x);
+      auto sender = combine->open_sender(x);
+      if (!sender.is_ok() || !receiver.is_ok()) {
+        expert_status[static_cast<size_t>(x)] = sender.is_ok() ? receiver.status() : sender.status();
+        return;
+      }
+      ExpertServer server(config_, *experts_[static_cast<size_t>(x)], std::move(receiver).value(),
+                          std::move(sender).value(), m_workers, options_.n_micro_batches,
+                          timeline(static_cast<size_t>(m_workers + x)));
+      expert_status[static_cast<size_t>(x)] = server.run().with_context(expert_label(x));
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  // The root cause first: a worker's own failure over the peers that failed because of it.
+  MSI_RETURN_IF_ERROR(first_root_error(attention_status, expert_status));
   std::vector<GenerateResult> results(requests.size());
-  std::vector<SeqState> seqs(requests.size());
-  std::random_device rd;
-  Status status = Status::ok();
-  // Admission: all requests must fit in the KV cache to completion.
-  for (size_t i = 0; i < requests.size() && status.is_ok(); ++i) {
-    seqs[i].seq_id = next_seq_id_++;
-    seqs[i].sampler = std::make_unique<Sampler>(requests[i].sampling, (static_cast<uint64_t>(rd()) << 32) | rd());
-    status = attention_->add_sequence(seqs[i].seq_id);
-    const int64_t need = std::min<int64_t>(
-        static_cast<int64_t>(requests[i].prompt.size()) + requests[i].sampling.max_tokens, max_model_len_);
-    if (status.is_ok()) status = attention_->reserve(seqs[i].seq_id, need);
+  std::vector<size_t> next(static_cast<size_t>(m_workers), 0);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto w = static_cast<size_t>(owner[i]);
+    results[i] = std::move(per_worker_results[w][next[w]++]);
   }
-
-  std::vector<SeqChunk> chunks;
-  std::vector<size_t> chunk_req;
-  chunks.reserve(static_cast<size_t>(options_.max_seqs));
-  while (status.is_ok()) {
-    chunks.clear();
-    chunk_req.clear();
-    int64_t budget = options_.max_batched_tokens;
-    for (size_t i = 0; i < seqs.size() && budget > 0 && static_cast<int64_t>(chunks.size()) < options_.max_seqs; ++i) {
-      SeqState& s = seqs[i];
-      if (s.finished) continue;
-      const auto& prompt = requests[i].prompt;
-      if (s.prefilled < prompt.size()) {  // prefill, chunked under the token budget
-        const size_t take = std::min<size_t>(prompt.size() - s.prefilled, static_cast<size_t>(budget));
-        chunks.push_back({s.seq_id, std::span<const int32_t>(prompt.data() + s.prefilled, take),
-                          s.prefilled + take == prompt.size()});
-        s.prefilled += take;
-        budget -= static_cast<int64_t>(take);
-      } else {
-        chunks.push_back({s.seq_id, std::span<const int32_t>(&s.last_token, 1), true});
-        budget -= 1;
-      }
-      chunk_req.push_back(i);
-    }
-    if (chunks.empty()) break;
-    status = run_step(chunks, next_step_++, logits_host_.data());
-    if (!status.is_ok()) break;
-
-    size_t row = 0;
-    for (size_t c = 0; c < chunks.size(); ++c) {
-      if (!chunks[c].want_logits) continue;
-      const size_t i = chunk_req[c];
-      SeqState& s = seqs[i];
-      const float* logits = logits_host_.data() + row++ * static_cast<size_t>(config_.vocab_size);
-      GenerateResult& r = results[i];
-      const SamplingParams& sp = requests[i].sampling;
-      if (requests[i].return_logits) r.logits.emplace_back(logits, logits + config_.vocab_size);
-      const int32_t tok = s.sampler->sample(logits, config_.vocab_size);
-      r.output_ids.push_back(tok);
-      s.last_token = tok;
-      const bool eos = std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), tok) !=
-                       config_.eos_token_ids.end();
-      const int64_t total = static_cast<int64_t>(requests[i].prompt.size() + r.output_ids.size());
-      if (eos && !sp.ignore_eos) {
-        r.finish_reason = "stop";
-      } else if (static_cast<int64_t>(r.output_ids.size()) >= sp.max_tokens || total >= max_model_len_) {
-        r.finish_reason = "length";
-      } else {
-        continue;
-      }
-      s.finished = true;
-      attention_->free_sequence(s.seq_id);
-    }
-  }
-  for (SeqState& s : seqs) attention_->free_sequence(s.seq_id);  // on error, release everything
-  if (!status.is_ok()) return status;
   return results;
+}
+
+Status Engine::write_trace(const std::filesystem::path& path) const {
+  if (timelines_.empty()) return error(StatusCode::kInvalidArgument, "no timeline was recorded");
+  std::vector<const Timeline*> all;
+  for (const auto& t : timelines_) all.push_back(t.get());
+  const int64_t origin = earliest_span_ns(all);
+  nlohmann::json events = nlohmann::json::array();
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (auto& ev : timeline_trace_events(*all[i], 0, static_cast<int>(i), origin)) events.push_back(std::move(ev));
+  }
+  return write_chrome_trace(path, events);
 }
 
 }  // namespace msi

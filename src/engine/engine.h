@@ -1,11 +1,13 @@
-// Engine: one deployment of the role-split model on this process — attention worker(s), expert
-// worker(s) and the links between them — and offline generation over it.
+// Engine: one deployment of the role-split model inside this process — M attention workers and
+// N expert workers, each on its own thread, connected by two in-process M2N groups (dispatch
+// M→N, combine N→M) — and offline generation over it. (The same roles run as separate processes
+// over shared memory through engine/process_deployment.h.)
 //
-// There is exactly one forward path: every step runs attention-side layers that hand routed
-// tokens to expert workers through an ExpertLink, even when everything sits on one device.
-// Not thread-safe: one thread calls generate() at a time.
+// There is exactly one forward path: attention-side layers hand routed tokens to expert workers
+// through an ExpertLink, whatever the placement. Not thread-safe: one caller at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -15,12 +17,12 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "engine/generate_types.h"
 #include "model/config.h"
+#include "pipeline/timeline.h"
 #include "roles/attention_worker.h"
 #include "roles/expert_placement.h"
 #include "roles/expert_worker.h"
-#include "roles/local_expert_link.h"
-#include "sched/sampling.h"
 
 namespace msi {
 
@@ -29,26 +31,22 @@ struct EngineOptions {
   std::string load_format = "auto";  // auto: safetensors from the model dir; dummy: random weights
   uint64_t dummy_seed = 0;
   nlohmann::json hf_overrides;       // merged over config.json (null: none)
-  int64_t n_expert_workers = 1;
-  int n_micro_batches = 1;
-  int64_t max_batched_tokens = 8192;
-  int64_t max_seqs = 256;
+  int n_attention_workers = 1;       // M
+  int n_expert_workers = 1;          // N
+  int n_micro_batches = 1;           // m
+  int64_t max_batched_tokens = 8192;  // per attention worker and step
+  int64_t max_seqs = 256;            // per attention worker and step
   int64_t kv_block_size = 16;
-  int64_t kv_n_blocks = 0;           // required (> 0); see kv_blocks_needed()
+  int64_t kv_n_blocks = 0;           // per attention worker; required (> 0), see kv_blocks_needed()
   int64_t max_model_len = 0;         // 0: the model's max_position_embeddings
+  std::chrono::milliseconds peer_timeout{60000};  // every M2N wait
+  bool record_timeline = false;      // keep per-worker timelines (for --trace)
 };
 
-struct GenerateRequest {
-  std::vector<int32_t> prompt;
-  SamplingParams sampling;
-  bool return_logits = false;
-};
-
-struct GenerateResult {
-  std::vector<int32_t> output_ids;
-  std::string finish_reason;  // "length" | "stop"
-  std::vector<std::vector<float>> logits;  // [n_output, vocab] with return_logits
-};
+// Checks options that do not need the model: counts, micro-batches, KV sizes.
+Status validate_engine_options(const EngineOptions& options);
+// Resolves max_model_len against the config (0 → max_position_embeddings; larger → error).
+Result<int64_t> resolve_max_model_len(const ModelConfig& config, const EngineOptions& options);
 
 class Engine {
  public:
@@ -58,32 +56,33 @@ class Engine {
 
   const ModelConfig& config() const { return config_; }
   int64_t max_model_len() const { return max_model_len_; }
-  const AttentionWorker& attention_worker() const { return *attention_; }
+  // KV blocks in use over all attention workers (0 between generate() calls).
+  int64_t kv_blocks_in_use() const;
 
-  // Runs all requests together (continuous batching of prefill chunks and decodes) until each
-  // stops. Validates every request first: an empty prompt, a prompt of max_model_len tokens or
-  // more, or a token id outside the vocabulary fails the whole call before any work.
+  // Validates every request, spreads them over the attention workers (each to the one with the
+  // fewest prompt tokens so far), runs the deployment until all are done, and returns the results
+  // in request order. A failing worker fails the call with its error.
   Result<std::vector<GenerateResult>> generate(const std::vector<GenerateRequest>& requests);
+
+  // Chrome trace of the last generate() (requires record_timeline).
+  Status write_trace(const std::filesystem::path& path) const;
 
  private:
   Engine() = default;
-  Status run_step(std::span<const SeqChunk> chunks, int64_t step, float* logits);
 
   ModelConfig config_;
   EngineOptions options_;
   int64_t max_model_len_ = 0;
-  std::unique_ptr<Backend> backend_;
   ExpertPlacement placement_;
-  std::unique_ptr<AttentionWorker> attention_;
+  std::vector<std::unique_ptr<Backend>> attention_backends_, expert_backends_;
+  std::vector<std::unique_ptr<AttentionWorker>> attention_;
   std::vector<std::unique_ptr<ExpertWorker>> experts_;
-  std::unique_ptr<LocalExpertLink> link_;
-  std::vector<float> logits_host_;  // [max_seqs, vocab]
-  int64_t next_seq_id_ = 0;
-  int64_t next_step_ = 0;
+  std::vector<std::unique_ptr<Timeline>> timelines_;
+  uint64_t generation_ = 0;
 };
 
-// KV blocks that hold every request to completion: Σ ceil(min(prompt + max_tokens, max_len) / block).
-int64_t kv_blocks_needed(const std::vector<GenerateRequest>& requests, int64_t max_model_len,
-                         int64_t block_size);
+// Assigns each request to the attention worker with the fewest prompt tokens so far (ties: the
+// lowest index). Returns the worker of each request.
+std::vector<int> assign_requests(const std::vector<GenerateRequest>& requests, int n_workers);
 
 }  // namespace msi

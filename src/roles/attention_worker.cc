@@ -191,10 +191,10 @@ Tensor AttentionWorker::rows(const OwnedTensor& t, int mb) const {
   return t.tensor.slice_rows(mb_token_begin_[mb], micro_batch_tokens(mb));
 }
 
-Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link) {
+Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link, uint32_t flags) {
   const AttentionLayerWeights& lw = w_.layers[static_cast<size_t>(layer)];
   const bool moe = config_.is_moe_layer(layer);
-  const UnitId unit{step_, layer, mb};
+  const UnitId unit{step_, static_cast<int32_t>(layer), static_cast<int32_t>(mb)};
   const int64_t n = micro_batch_tokens(mb);
   const Tensor x = rows(normed_, mb);
   const Tensor residual = rows(residual_, mb);
@@ -202,7 +202,7 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link) {
   const Tensor topk_ids = rows(topk_ids_, mb);
   const Tensor topk_weights = rows(topk_weights_, mb);
   if (n == 0) {  // an empty micro-batch still sends (empty) messages: receivers count on M
-    return moe ? link.send(unit, x, topk_ids, topk_weights) : Status::ok();
+    return moe ? link.send(unit, x, topk_ids, topk_weights, flags) : Status::ok();
   }
   const float eps = config_.rms_norm_eps;
   if (layer == 0) {
@@ -242,7 +242,7 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link) {
   const Tensor logits = rows(router_logits_, mb);
   backend_.linear(x, lw.router.tensor, Tensor{}, logits);
   backend_.router_topk(logits, topk_ids, topk_weights, config_.norm_topk_prob);
-  MSI_RETURN_IF_ERROR(link.send(unit, x, topk_ids, topk_weights));
+  MSI_RETURN_IF_ERROR(link.send(unit, x, topk_ids, topk_weights, flags));
   // While the experts work: the shared expert (Qwen2-MoE), scaled by its sigmoid gate.
   backend_.fill_zero(moe_out);
   if (config_.shared_expert_intermediate_size > 0) {
@@ -255,9 +255,9 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link) {
   return Status::ok();
 }
 
-Status AttentionWorker::layer_combine(int layer, int mb, ExpertLink& link) {
-  if (!config_.is_moe_layer(layer)) return Status::ok();
-  return link.receive(UnitId{step_, layer, mb}, rows(moe_out_, mb));
+Result<uint32_t> AttentionWorker::layer_combine(int layer, int mb, ExpertLink& link) {
+  if (!config_.is_moe_layer(layer)) return 0u;
+  return link.receive(UnitId{step_, static_cast<int32_t>(layer), static_cast<int32_t>(mb)}, rows(moe_out_, mb));
 }
 
 Status AttentionWorker::finish_step(float* logits_out) {

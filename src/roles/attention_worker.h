@@ -67,8 +67,10 @@ class AttentionWorker {
   int n_micro_batches() const { return static_cast<int>(mb_token_begin_.size()) - 1; }
   int64_t micro_batch_tokens(int mb) const { return mb_token_begin_[mb + 1] - mb_token_begin_[mb]; }
 
-  Status layer_attention(int layer, int mb, ExpertLink& link);
-  Status layer_combine(int layer, int mb, ExpertLink& link);
+  // `flags` go with the unit's dispatch messages (MoE layers).
+  Status layer_attention(int layer, int mb, ExpertLink& link, uint32_t flags = 0);
+  // Returns the OR of the experts' reply flags (0 for dense layers).
+  Result<uint32_t> layer_combine(int layer, int mb, ExpertLink& link);
   // Writes logits [n_wanted, vocab] to the host in chunk order (chunks with want_logits only).
   Status finish_step(float* logits_out);
 

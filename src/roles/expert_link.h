@@ -17,11 +17,13 @@ class ExpertLink {
   // hidden: [n, hidden] post-attention-norm activations; topk_ids: [n, top_k] int32 global expert
   // ids; topk_weights: [n, top_k] f32. Every expert worker gets a message (possibly empty).
   // May not block on the expert side's compute (transports); the local link runs it inline.
+  // `flags` (moe_message.h) travel with every message of the unit.
   virtual Status send(const UnitId& unit, const Tensor& hidden, const Tensor& topk_ids,
-                      const Tensor& topk_weights) = 0;
+                      const Tensor& topk_weights, uint32_t flags = 0) = 0;
   // Waits, with a timeout, for every expert worker's reply for `unit` and adds the partial sums
-  // into out [n, hidden]. A dead or silent peer is an error naming it.
-  virtual Status receive(const UnitId& unit, const Tensor& out) = 0;
+  // into out [n, hidden]. Returns the OR of the replies' flags. A dead or silent peer is an
+  // error naming it.
+  virtual Result<uint32_t> receive(const UnitId& unit, const Tensor& out) = 0;
 };
 
 }  // namespace msi

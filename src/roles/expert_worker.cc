@@ -26,7 +26,6 @@ Status ExpertWorker::process(int layer, std::span<const DispatchMessage> in,
                              std::span<CombineMessage> out) {
   MSI_CHECK(in.size() == out.size(), "process: {} inputs, {} outputs", in.size(), out.size());
   MSI_CHECK(config_.is_moe_layer(layer), "layer {} has no experts", layer);
-  const int64_t h = config_.hidden_size;
   const int64_t top_k = config_.n_experts_per_tok;
   const auto n_local = static_cast<int32_t>(weights_.experts.size());
 

@@ -6,18 +6,37 @@
 // Views are into buffers of fixed capacity allocated at setup; n_tokens rows are valid.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backend/tensor.h"
+#include "comm/m2n.h"
 
 namespace msi {
 
-struct UnitId {
-  int64_t step = 0;
-  int32_t layer = 0;
-  int32_t micro_batch = 0;
-  bool operator==(const UnitId&) const = default;
+using UnitId = comm::UnitAddr;
+
+// Message flags (comm::MessageHeader::flags).
+inline constexpr uint32_t kFlagIdle = 1u;  // dispatch: the sender has no tokens in this whole step
+inline constexpr uint32_t kFlagStop = 2u;  // combine: every sender was idle; the run is over
+
+// Byte layout of a dispatch payload of n tokens (f32 activations), each part 64-byte aligned:
+//   expert_ids int32 [n, top_k] | gates f32 [n, top_k] | hidden f32 [n, hidden]
+// and of a combine payload: partial f32 [n, hidden].
+struct DispatchLayout {
+  size_t ids_offset = 0, gates_offset = 0, hidden_offset = 0, total_bytes = 0;
 };
+inline size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+inline DispatchLayout dispatch_layout(int64_t n, int64_t top_k, int64_t hidden) {
+  DispatchLayout l;
+  l.gates_offset = align64(static_cast<size_t>(n * top_k) * sizeof(int32_t));
+  l.hidden_offset = l.gates_offset + align64(static_cast<size_t>(n * top_k) * sizeof(float));
+  l.total_bytes = l.hidden_offset + static_cast<size_t>(n * hidden) * sizeof(float);
+  return l;
+}
+inline size_t combine_bytes(int64_t n, int64_t hidden) {
+  return static_cast<size_t>(n * hidden) * sizeof(float);
+}
 
 struct DispatchMessage {
   int64_t n_tokens = 0;

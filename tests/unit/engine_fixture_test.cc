@@ -131,7 +131,7 @@ TEST_P(FixtureTest, EachCaseAloneMatchesTransformers) {
     EXPECT_GT(expect_matches_reference(cases[i], (*res)[0], GetParam() + " case " + std::to_string(i)), 0u);
     EXPECT_LT(secs, 1.0) << "case " << i << " took " << secs << " s";
   }
-  EXPECT_EQ(engine->attention_worker().block_pool().n_used(), 0) << "KV blocks leaked";
+  EXPECT_EQ(engine->kv_blocks_in_use(), 0) << "KV blocks leaked";
 }
 
 TEST_P(FixtureTest, ShippedReferenceMatchesWithinTheMeasuredGap) {

@@ -1,0 +1,55 @@
+// AttentionRunner: one attention worker's generation loop. It batches its requests (prefill
+// chunks under the token budget, then one decode token per running sequence), drives each step
+// through the ping-pong pipeline, samples, and stops sequences on EOS or length.
+//
+// The ping-pong order within a step, for micro-batches i = 0..m-1 and layers l = 0..L-1:
+//   for l: for i: [l > 0: combine(l-1, i)] → attention(l, i) → dispatch(l, i)
+//   then combine(L-1, i) for every i → final norm, LM head, sampling.
+// So while the experts work on (l, i), this worker computes attention for (l, i+1), ...
+//
+// When it has no work left it keeps stepping with empty batches, flagging the first unit of each
+// step idle, until the expert workers answer that every attention worker is idle (kFlagStop):
+// attention workers of a deployment therefore run the same steps in lockstep.
+// One thread drives a runner.
+#pragma once
+
+#include <vector>
+
+#include "engine/generate_types.h"
+#include "pipeline/timeline.h"
+#include "roles/attention_worker.h"
+#include "roles/expert_link.h"
+
+namespace msi {
+
+struct RunnerOptions {
+  int n_micro_batches = 1;
+  int64_t max_batched_tokens = 8192;
+  int64_t max_seqs = 256;
+  int64_t max_model_len = 0;
+  uint64_t seed = 0;  // generator seed for requests without their own
+};
+
+class AttentionRunner {
+ public:
+  AttentionRunner(const ModelConfig& config, AttentionWorker& worker, ExpertLink& link,
+                  const RunnerOptions& options, Timeline* timeline);
+
+  // Generates every request to completion, then idles until the deployment stops. Requests must
+  // have passed validate_requests(). Frees all KV blocks it took, also on error.
+  Result<std::vector<GenerateResult>> run(const std::vector<GenerateRequest>& requests);
+
+ private:
+  // One step over `chunks` (empty: an idle step). Sets *stop when the experts say stop.
+  Status run_step(std::span<const SeqChunk> chunks, int64_t step, bool* stop);
+
+  const ModelConfig& config_;
+  AttentionWorker& worker_;
+  ExpertLink& link_;
+  RunnerOptions options_;
+  Timeline* timeline_;
+  int first_moe_layer_ = -1;
+  std::vector<float> logits_;  // [max_seqs, vocab]
+};
+
+}  // namespace msi

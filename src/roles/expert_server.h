@@ -1,0 +1,47 @@
+// ExpertServer: drives one ExpertWorker over the M2N library. It takes the units of every step in
+// order — for each MoE layer, for each micro-batch — waits for the dispatch message of each of the
+// M attention workers, runs the worker's experts on all of them at once, and replies to each
+// source in its combine mailbox (written in place, no staging copy).
+//
+// Termination: the first unit of a step (first MoE layer, micro-batch 0) carries kFlagIdle from
+// every attention worker that has nothing to do; when all M are idle the server replies kFlagStop
+// to all and returns. A silent or dead attention worker is an error naming it (M2N timeouts).
+// One thread drives a server.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "comm/m2n.h"
+#include "model/config.h"
+#include "pipeline/timeline.h"
+#include "roles/expert_worker.h"
+
+namespace msi {
+
+class ExpertServer {
+ public:
+  ExpertServer(const ModelConfig& config, ExpertWorker& worker, std::unique_ptr<comm::M2NReceiver> dispatch,
+               std::unique_ptr<comm::M2NSender> combine, int n_attention_workers, int n_micro_batches,
+               Timeline* timeline);
+
+  // Serves steps until every attention worker is idle (OK) or a peer fails (its error).
+  Status run();
+
+ private:
+  Status serve_unit(const UnitId& unit, bool* stop);
+
+  const ModelConfig& config_;
+  ExpertWorker& worker_;
+  std::unique_ptr<comm::M2NReceiver> dispatch_;
+  std::unique_ptr<comm::M2NSender> combine_;
+  int n_sources_;
+  int n_micro_batches_;
+  Timeline* timeline_;
+  std::vector<int> moe_layers_;
+  std::vector<DispatchMessage> in_;
+  std::vector<CombineMessage> out_;
+  std::vector<comm::MessageHeader> headers_;
+};
+
+}  // namespace msi
