@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "engine/engine.h"
+#include "engine/process_deployment.h"
 
 namespace msi::cli {
 namespace {
@@ -29,8 +30,12 @@ struct GenerateArgs {
   std::string load_format = "auto";
   std::string device = "cpu";
   std::string hf_overrides;
-  int64_t expert_workers = 1;
+  int attention_workers = 1;
+  int expert_workers = 1;
   int micro_batches = 1;
+  std::string transport = "inproc";
+  std::string trace;
+  double peer_timeout_s = 60;
   int64_t num_kv_blocks = 0;
   int64_t kv_block_size = 16;
   int64_t max_model_len = 0;
@@ -86,8 +91,14 @@ int run_generate(const GenerateArgs& a) {
   EngineOptions opt;
   opt.device = a.device;
   opt.load_format = a.load_format;
+  opt.n_attention_workers = a.attention_workers;
   opt.n_expert_workers = a.expert_workers;
   opt.n_micro_batches = a.micro_batches;
+  opt.peer_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.peer_timeout_s * 1000));
+  opt.record_timeline = !a.trace.empty();
+  if (a.transport != "inproc" && a.transport != "shm") {
+    return fail("unknown --transport '" + a.transport + "' (inproc, shm)");
+  }
   opt.kv_block_size = a.kv_block_size;
   opt.max_model_len = a.max_model_len;
   opt.max_batched_tokens = a.max_num_batched_tokens;
@@ -99,7 +110,7 @@ int run_generate(const GenerateArgs& a) {
     }
   }
   if (a.kv_block_size < 1) return fail("--kv-block-size must be at least 1");
-  // KV capacity: as given, or enough for every request to run to completion.
+  // KV capacity per attention worker: as given, or enough for every request to run to completion.
   if (a.num_kv_blocks > 0) {
     opt.kv_n_blocks = a.num_kv_blocks;
   } else {
@@ -109,9 +120,20 @@ int run_generate(const GenerateArgs& a) {
     opt.kv_n_blocks = kv_blocks_needed(requests, max_len, a.kv_block_size);
   }
 
-  auto engine = Engine::create(a.model, opt);
-  if (!engine.is_ok()) return fail(engine.status().message());
-  auto results = (*engine)->generate(requests);
+  Result<std::vector<GenerateResult>> results = error(StatusCode::kInternal, "not run");
+  if (a.transport == "shm") {
+    ProcessDeploymentOptions popt;
+    popt.trace_path = a.trace;
+    results = generate_in_processes(a.model, opt, requests, popt);
+  } else {
+    auto engine = Engine::create(a.model, opt);
+    if (!engine.is_ok()) return fail(engine.status().message());
+    results = (*engine)->generate(requests);
+    if (results.is_ok() && !a.trace.empty()) {
+      Status st = (*engine)->write_trace(a.trace);
+      if (!st.is_ok()) return fail(st.message());
+    }
+  }
   if (!results.is_ok()) return fail(results.status().message());
 
   nlohmann::json out = {{"results", nlohmann::json::array()}};
@@ -153,9 +175,16 @@ void add_generate_command(CLI::App& app, RunFn& run) {
   cmd->add_option("--load-format", a->load_format, "auto | dummy")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu")->capture_default_str();
   cmd->add_option("--hf-overrides", a->hf_overrides, "JSON merged over config.json");
-  cmd->add_option("--expert-workers", a->expert_workers, "Expert workers (N)")->capture_default_str();
-  cmd->add_option("--micro-batches", a->micro_batches, "Micro-batches per step (m)")->capture_default_str();
-  cmd->add_option("--num-kv-blocks", a->num_kv_blocks, "KV cache blocks (0 = enough for the batch)")
+  cmd->add_option("--attention-workers", a->attention_workers, "Attention workers (M, data parallel)")
+      ->capture_default_str();
+  cmd->add_option("--expert-workers", a->expert_workers, "Expert workers (N, expert parallel)")->capture_default_str();
+  cmd->add_option("--micro-batches", a->micro_batches, "Micro-batches per step (m, ping-pong pipeline)")
+      ->capture_default_str();
+  cmd->add_option("--transport", a->transport, "inproc (threads) | shm (one process per worker)")
+      ->capture_default_str();
+  cmd->add_option("--trace", a->trace, "Write the workers' timeline as Chrome trace JSON");
+  cmd->add_option("--peer-timeout", a->peer_timeout_s, "Seconds any worker waits for a peer")->capture_default_str();
+  cmd->add_option("--num-kv-blocks", a->num_kv_blocks, "KV cache blocks per attention worker (0 = enough for the batch)")
       ->capture_default_str();
   cmd->add_option("--kv-block-size", a->kv_block_size, "Tokens per KV block")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "0 = the model's max_position_embeddings")

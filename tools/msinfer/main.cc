@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   msi::cli::RunFn run;
   msi::cli::add_generate_command(app, run);
   msi::cli::add_make_checkpoint_command(app, run);
+  msi::cli::add_worker_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

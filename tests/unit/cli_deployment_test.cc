@@ -1,0 +1,261 @@
+// `msinfer generate` on multi-process deployments (--transport shm): the same outputs as the
+// single-worker run for every fixture and (M, N, m); a killed expert worker fails the run fast,
+// names the worker and leaves no process behind; the trace shows attention and expert compute
+// overlapping across micro-batches.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+const fs::path kData = MSI_TEST_DATA_DIR;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> n{0};
+    path = fs::temp_directory_path() / ("msinfer-deploy-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+RunResult msinfer(const std::string& args) {
+  TempDir tmp;
+  const std::string cmd = "timeout 120 " + std::string(MSI_BINARY_PATH) + " " + args + " >" +
+                          (tmp.path / "out").string() + " 2>" + (tmp.path / "err").string();
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(tmp.path / "out"), slurp(tmp.path / "err")};
+}
+
+// Every prompt of a fixture's reference.json as --prompt-ids flags.
+std::string fixture_prompts(const std::string& fixture) {
+  const json ref = json::parse(slurp(kData / fixture / "reference.json"));
+  std::string flags;
+  for (const auto& c : ref["cases"]) {
+    std::string ids;
+    for (const auto& t : c["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+    flags += " --prompt-ids " + ids;
+  }
+  return flags;
+}
+
+using Deployment = std::tuple<int, int, int>;  // M, N, m
+
+class ShmDeploymentTest : public ::testing::TestWithParam<std::tuple<std::string, Deployment>> {};
+
+TEST_P(ShmDeploymentTest, EqualsSingleWorker) {
+  const auto& [fixture, d] = GetParam();
+  const auto& [m_attn, n_exp, mb] = d;
+  const std::string base = "generate --model " + (kData / fixture).string() + fixture_prompts(fixture) +
+                           " --max-tokens 10 --return-logits --peer-timeout 30";
+  RunResult single = msinfer(base);
+  RunResult split = msinfer(base + " --transport shm --attention-workers " + std::to_string(m_attn) +
+                            " --expert-workers " + std::to_string(n_exp) + " --micro-batches " + std::to_string(mb));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  ASSERT_EQ(split.exit_code, 0) << split.err;
+  const json a = json::parse(single.out)["results"], b = json::parse(split.out)["results"];
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["output_ids"], b[i]["output_ids"]) << "request " << i;
+    EXPECT_EQ(a[i]["prompt_ids"], b[i]["prompt_ids"]);
+    double max_abs = 0;
+    for (size_t j = 0; j < a[i]["logits"].size(); ++j) {
+      for (size_t v = 0; v < a[i]["logits"][j].size(); ++v) {
+        max_abs = std::max(max_abs, std::fabs(a[i]["logits"][j][v].get<double>() - b[i]["logits"][j][v].get<double>()));
+      }
+    }
+    EXPECT_LE(max_abs, 1e-5) << "request " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Deployments, ShmDeploymentTest,
+    ::testing::Combine(::testing::Values("tiny-mixtral", "tiny-qwen3-moe", "tiny-qwen2-moe"),
+                       ::testing::Values(Deployment{1, 1, 1}, Deployment{1, 1, 2}, Deployment{2, 3, 3},
+                                         Deployment{3, 2, 4}, Deployment{1, 4, 2})),
+    [](const auto& info) {
+      std::string name = std::get<0>(info.param);
+      for (char& c : name) c = c == '-' ? '_' : c;
+      const Deployment& d = std::get<1>(info.param);
+      return name + "_M" + std::to_string(std::get<0>(d)) + "_N" + std::to_string(std::get<1>(d)) + "_m" +
+             std::to_string(std::get<2>(d));
+    });
+
+// The pids of the processes whose parent is `parent` and whose command line contains `needle`.
+std::vector<pid_t> children_matching(pid_t parent, const std::string& needle) {
+  std::vector<pid_t> pids;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = slurp(e.path() / "stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    std::string cmdline = slurp(e.path() / "cmdline");
+    for (char& c : cmdline) c = c == '\0' ? ' ' : c;
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return pids;
+}
+
+TEST(ShmDeployment, KilledExpertWorkerFailsFastAndLeavesNothing) {
+  TempDir tmp;
+  const fs::path err = tmp.path / "err";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen(err.c_str(), "w", stderr);
+    std::freopen("/dev/null", "w", stdout);
+    const std::string model = (kData / "tiny-mixtral").string();
+    execl(MSI_BINARY_PATH, "msinfer", "generate", "--model", model.c_str(), "--prompt-ids", "1,383,302,331,444,341",
+          "--prompt-ids", "1,1969,1310", "--max-tokens", "4000", "--ignore-eos", "--max-model-len", "4096",
+          "--transport", "shm", "--attention-workers", "2", "--expert-workers", "2", "--micro-batches", "2",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for the workers to be up and generating.
+  std::vector<pid_t> experts;
+  const auto start = std::chrono::steady_clock::now();
+  while (experts.size() < 2 && std::chrono::steady_clock::now() - start < std::chrono::seconds(20)) {
+    experts = children_matching(pid, "--role expert");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(experts.size(), 2u) << "expert workers never appeared";
+  const std::vector<pid_t> all_workers = children_matching(pid, "msinfer worker");
+  EXPECT_EQ(all_workers.size(), 4u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // mid-generation
+
+  std::vector<pid_t> expert1 = children_matching(pid, "--role expert --index 1");
+  ASSERT_EQ(expert1.size(), 1u);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(expert1[0], SIGKILL), 0);
+  int status = 0;
+  pid_t done = 0;
+  while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() - killed_at < std::chrono::seconds(15)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL() << "msinfer still running 15 s after its expert worker was killed";
+  }
+  EXPECT_LT(secs, 10.0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  const std::string stderr_text = slurp(err);
+  EXPECT_THAT(stderr_text, HasSubstr("msinfer: error: expert worker 1 (pid " + std::to_string(expert1[0]) +
+                                     ") was killed by signal 9"));
+  // No worker survives its supervisor's exit.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (pid_t w : all_workers) {
+    EXPECT_TRUE(::kill(w, 0) != 0 && errno == ESRCH) << "worker " << w << " is still alive";
+  }
+}
+
+// A config big enough that a unit's compute takes far longer than a message.
+const char* kBigOverrides =
+    "'{\"hidden_size\": 512, \"intermediate_size\": 2048, \"num_attention_heads\": 8, \"head_dim\": 64, "
+    "\"num_hidden_layers\": 4}'";
+
+// Pairs of (attention compute, expert compute) spans of different micro-batches that overlap.
+int overlapping_pairs(const json& trace) {
+  struct Span {
+    double begin, end;
+    int mb;
+  };
+  std::vector<Span> attention, experts;
+  for (const auto& ev : trace["traceEvents"]) {
+    if (ev["ph"] != "X" || ev["cat"] != "compute") continue;
+    const std::string name = ev["name"];
+    const Span s{ev["ts"].get<double>(), ev["ts"].get<double>() + ev["dur"].get<double>(),
+                 ev["args"]["micro_batch"].get<int>()};
+    if (name.rfind("attention ", 0) == 0) attention.push_back(s);
+    if (name.rfind("experts ", 0) == 0) experts.push_back(s);
+  }
+  int pairs = 0;
+  for (const Span& a : attention) {
+    for (const Span& e : experts) {
+      if (a.mb != e.mb && a.begin < e.end && e.begin < a.end) ++pairs;
+    }
+  }
+  return pairs;
+}
+
+TEST(Trace, PingPongOverlapsAttentionAndExpertsAcrossMicroBatches) {
+  for (const std::string transport : {"inproc", "shm"}) {
+    TempDir tmp;
+    const fs::path trace = tmp.path / "trace.json";
+    RunResult r = msinfer("generate --model " + (kData / "tiny-mixtral").string() +
+                          " --load-format dummy --hf-overrides " + kBigOverrides +
+                          " --prompt-ids 1,2,3,4,5,6,7,8 --prompt-ids 9,10,11,12,13,14,15,16"
+                          " --prompt-ids 17,18,19,20,21,22 --prompt-ids 23,24,25,26,27,28,29"
+                          " --max-tokens 6 --ignore-eos --attention-workers 2 --expert-workers 2"
+                          " --micro-batches 3 --transport " + transport + " --trace " + trace.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json t = json::parse(slurp(trace));
+    std::set<int> tracks;
+    for (const auto& ev : t["traceEvents"]) {
+      if (ev["ph"] == "X") tracks.insert(ev["tid"].get<int>());
+    }
+    EXPECT_EQ(tracks.size(), 4u) << transport << ": one track per worker";
+    EXPECT_GT(overlapping_pairs(t), 0) << transport << ": no attention compute overlapped expert compute";
+  }
+}
+
+TEST(ShmDeploymentErrors, BadFlags) {
+  const std::string base = "generate --model " + (kData / "tiny-mixtral").string() + " --prompt-ids 1,2";
+  RunResult r = msinfer(base + " --transport carrier-pigeon");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("unknown --transport 'carrier-pigeon'"));
+  r = msinfer(base + " --transport shm --expert-workers 9");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot place 8 experts on 9 expert workers"));
+  r = msinfer(base + " --transport shm --attention-workers 0");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--attention-workers must be at least 1"));
+  r = msinfer(base + ",99999 --transport shm");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("outside the vocabulary"));
+}
+
+}  // namespace
