@@ -11,4 +11,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libcpp-httplib-dev libpcre2-dev libutf8proc-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-numpy python3-jinja2 python3-pytest >/dev/null
+# Node.js and npm fetch the pinned test packages (tests/npm); use the machine's own if present.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 echo "install-deps: done"
