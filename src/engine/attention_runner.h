@@ -1,6 +1,7 @@
-// AttentionRunner: one attention worker's generation loop. It batches its requests (prefill
-// chunks under the token budget, then one decode token per running sequence), drives each step
-// through the ping-pong pipeline, samples, and stops sequences on EOS or length.
+// AttentionRunner: one attention worker's generation loop. Its Scheduler batches the requests
+// (continuous batching: prefill chunks and decodes under the token budget, admission by KV
+// capacity, preemption), each step runs through the ping-pong pipeline, and the scheduler samples
+// and applies the stop rules.
 //
 // The ping-pong order within a step, for micro-batches i = 0..m-1 and layers l = 0..L-1:
 //   for l: for i: [l > 0: combine(l-1, i)] → attention(l, i) → dispatch(l, i)
@@ -8,8 +9,8 @@
 // So while the experts work on (l, i), this worker computes attention for (l, i+1), ...
 //
 // When it has no work left it keeps stepping with empty batches, flagging the first unit of each
-// step idle, until the expert workers answer that every attention worker is idle (kFlagStop):
-// attention workers of a deployment therefore run the same steps in lockstep.
+// step idle and shut down, until the expert workers answer that every attention worker has shut
+// down (kFlagStop): the attention workers of a deployment run the same steps in lockstep.
 // One thread drives a runner.
 #pragma once
 
@@ -40,8 +41,10 @@ class AttentionRunner {
   Result<std::vector<GenerateResult>> run(const std::vector<GenerateRequest>& requests);
 
  private:
-  // One step over `chunks` (empty: an idle step). Sets *stop when the experts say stop.
-  Status run_step(std::span<const SeqChunk> chunks, int64_t step, bool* stop);
+  // One step over `chunks`. An empty step sends `probe_flags` (kFlagIdle, kFlagShutdown) with its
+  // first unit and returns the experts' reply flags in *reply (ending the step early when every
+  // attention worker is idle).
+  Status run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags, uint32_t* reply);
 
   const ModelConfig& config_;
   AttentionWorker& worker_;

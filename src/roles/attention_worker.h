@@ -24,6 +24,7 @@
 #include "model/config.h"
 #include "roles/expert_link.h"
 #include "roles/weights.h"
+#include "sched/scheduler.h"
 
 namespace msi {
 
@@ -44,7 +45,7 @@ struct SeqChunk {
   bool want_logits = false;  // produce logits for the last token
 };
 
-class AttentionWorker {
+class AttentionWorker final : public KvSpace {
  public:
   static Result<std::unique_ptr<AttentionWorker>> create(const ModelConfig& config, Backend& backend,
                                                          AttentionWeights weights,
@@ -54,12 +55,12 @@ class AttentionWorker {
   const BlockPool& block_pool() const { return pool_; }
   int64_t n_cached_tokens(int64_t seq_id) const;
 
-  // Registers a new, empty sequence. Fails if the id is in use.
-  Status add_sequence(int64_t seq_id);
-  // Ensures KV blocks for `n_tokens` tokens in total; ResourceExhausted if the pool is short.
-  Status reserve(int64_t seq_id, int64_t n_tokens);
-  // Frees the sequence's KV blocks at once.
-  void free_sequence(int64_t seq_id);
+  // KvSpace: registers a new, empty sequence (fails if the id is in use); ensures KV blocks for
+  // `n_tokens` tokens in total (ResourceExhausted, taking nothing, if the pool is short); frees
+  // the sequence's KV blocks at once.
+  Status add_sequence(int64_t seq_id) override;
+  Status reserve(int64_t seq_id, int64_t n_tokens) override;
+  void free_sequence(int64_t seq_id) override;
 
   // Plans a step over `chunks` split into `n_micro_batches` micro-batches balanced by tokens.
   // Validates token ids (vocabulary), lengths (max_model_len) and capacity; reserves KV blocks.

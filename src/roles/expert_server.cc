@@ -20,27 +20,29 @@ ExpertServer::ExpertServer(const ModelConfig& config, ExpertWorker& worker,
 Status ExpertServer::run() {
   MSI_CHECK(!moe_layers_.empty(), "an expert server needs a model with MoE layers");
   for (int64_t step = 0;; ++step) {
-    for (int layer : moe_layers_) {
-      for (int mb = 0; mb < n_micro_batches_; ++mb) {
+    bool idle_step = false;
+    for (size_t li = 0; li < moe_layers_.size() && !idle_step; ++li) {
+      for (int mb = 0; mb < n_micro_batches_ && !idle_step; ++mb) {
         bool stop = false;
-        MSI_RETURN_IF_ERROR(serve_unit(UnitId{step, layer, mb}, &stop));
+        MSI_RETURN_IF_ERROR(serve_unit(UnitId{step, moe_layers_[li], mb}, &stop, &idle_step));
         if (stop) return Status::ok();
       }
     }
   }
 }
 
-Status ExpertServer::serve_unit(const UnitId& unit, bool* stop) {
+Status ExpertServer::serve_unit(const UnitId& unit, bool* stop, bool* idle_step) {
   const int64_t h = config_.hidden_size, k = config_.n_experts_per_tok;
   const bool first_unit_of_step = unit.layer == moe_layers_.front() && unit.micro_batch == 0;
   // Wait for every source's message of this unit.
   Timeline::Span wait = timeline_ ? timeline_->begin(SpanKind::kExpertWait, unit) : Timeline::Span{};
-  bool all_idle = true;
+  bool all_idle = true, all_shutdown = true;
   int64_t total = 0;
   for (int s = 0; s < n_sources_; ++s) {
     MSI_ASSIGN_OR_RETURN(comm::Message msg, dispatch_->receive(s, &unit));
     headers_[static_cast<size_t>(s)] = msg.header;
     all_idle = all_idle && (msg.header.flags & kFlagIdle) != 0;
+    all_shutdown = all_shutdown && (msg.header.flags & kFlagShutdown) != 0;
     const int64_t n = msg.header.n_tokens;
     const DispatchLayout layout = dispatch_layout(n, k, h);
     if (msg.header.payload_bytes != layout.total_bytes) {
@@ -57,15 +59,17 @@ Status ExpertServer::serve_unit(const UnitId& unit, bool* stop) {
   }
   if (timeline_) timeline_->end(wait);
 
-  if (first_unit_of_step && all_idle) {  // everyone is done: tell them, and stop
+  if (first_unit_of_step && all_idle) {
+    // Nobody has work: tell them (they may sleep until they have), or that the run is over.
     for (int s = 0; s < n_sources_; ++s) {
       dispatch_->release(s);
       comm::MessageHeader reply;
       reply.unit = unit;
-      reply.flags = kFlagStop;
+      reply.flags = all_shutdown ? kFlagStop : kFlagAllIdle;
       MSI_RETURN_IF_ERROR(combine_->send(s, reply, {}));
     }
-    *stop = true;
+    *stop = all_shutdown;
+    *idle_step = true;
     return Status::ok();
   }
 

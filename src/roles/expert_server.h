@@ -3,9 +3,11 @@
 // M attention workers, runs the worker's experts on all of them at once, and replies to each
 // source in its combine mailbox (written in place, no staging copy).
 //
-// Termination: the first unit of a step (first MoE layer, micro-batch 0) carries kFlagIdle from
-// every attention worker that has nothing to do; when all M are idle the server replies kFlagStop
-// to all and returns. A silent or dead attention worker is an error naming it (M2N timeouts).
+// Idle steps and termination: the first unit of a step (first MoE layer, micro-batch 0) carries
+// kFlagIdle from every attention worker that has nothing to do (plus kFlagShutdown once it never
+// will). When all M are idle the step ends at that unit: the server replies kFlagAllIdle, or
+// kFlagStop and returns when all M shut down. A silent or dead attention worker is an error naming
+// it (M2N timeouts).
 // One thread drives a server.
 #pragma once
 
@@ -29,7 +31,9 @@ class ExpertServer {
   Status run();
 
  private:
-  Status serve_unit(const UnitId& unit, bool* stop);
+  // Serves one unit; on the first unit of a step where every source is idle, replies kFlagAllIdle
+  // (the step ends there: *idle_step) or, when every source also shut down, kFlagStop (*stop).
+  Status serve_unit(const UnitId& unit, bool* stop, bool* idle_step);
 
   const ModelConfig& config_;
   ExpertWorker& worker_;

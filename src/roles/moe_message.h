@@ -17,8 +17,10 @@ namespace msi {
 using UnitId = comm::UnitAddr;
 
 // Message flags (comm::MessageHeader::flags).
-inline constexpr uint32_t kFlagIdle = 1u;  // dispatch: the sender has no tokens in this whole step
-inline constexpr uint32_t kFlagStop = 2u;  // combine: every sender was idle; the run is over
+inline constexpr uint32_t kFlagIdle = 1u;      // dispatch: the sender has no tokens in this whole step
+inline constexpr uint32_t kFlagShutdown = 4u;  // dispatch: ...and never will again
+inline constexpr uint32_t kFlagAllIdle = 8u;   // combine: every sender is idle (they may sleep)
+inline constexpr uint32_t kFlagStop = 2u;      // combine: every sender shut down; the run is over
 
 // Byte layout of a dispatch payload of n tokens (f32 activations), each part 64-byte aligned:
 //   expert_ids int32 [n, top_k] | gates f32 [n, top_k] | hidden f32 [n, hidden]
