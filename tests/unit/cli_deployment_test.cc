@@ -23,6 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_util.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -31,35 +33,11 @@ using ::testing::HasSubstr;
 
 const fs::path kData = MSI_TEST_DATA_DIR;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using msi::test::RunResult;
+using msi::test::slurp;
+using msi::test::TempDir;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> n{0};
-    path = fs::temp_directory_path() / ("msinfer-deploy-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-RunResult msinfer(const std::string& args) {
-  TempDir tmp;
-  const std::string cmd = "timeout 120 " + std::string(MSI_BINARY_PATH) + " " + args + " >" +
-                          (tmp.path / "out").string() + " 2>" + (tmp.path / "err").string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(tmp.path / "out"), slurp(tmp.path / "err")};
-}
+RunResult msinfer(const std::string& args) { return msi::test::msinfer_shell(args); }
 
 // Every prompt of a fixture's reference.json as --prompt-ids flags.
 std::string fixture_prompts(const std::string& fixture) {
@@ -138,7 +116,7 @@ std::vector<pid_t> children_matching(pid_t parent, const std::string& needle) {
 
 TEST(ShmDeployment, KilledExpertWorkerFailsFastAndLeavesNothing) {
   TempDir tmp;
-  const fs::path err = tmp.path / "err";
+  const fs::path err = tmp.path() / "err";
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -224,7 +202,7 @@ int overlapping_pairs(const json& trace) {
 TEST(Trace, PingPongOverlapsAttentionAndExpertsAcrossMicroBatches) {
   for (const std::string transport : {"inproc", "shm"}) {
     TempDir tmp;
-    const fs::path trace = tmp.path / "trace.json";
+    const fs::path trace = tmp.path() / "trace.json";
     RunResult r = msinfer("generate --model " + (kData / "tiny-mixtral").string() +
                           " --load-format dummy --hf-overrides " + kBigOverrides +
                           " --prompt-ids 1,2,3,4,5,6,7,8 --prompt-ids 9,10,11,12,13,14,15,16"

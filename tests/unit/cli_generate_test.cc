@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_util.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -23,53 +25,20 @@ using ::testing::HasSubstr;
 const fs::path kData = MSI_TEST_DATA_DIR;
 const std::string kMixtralCase0 = "1,383,302,331,444,341";
 
-struct RunResult {
-  int exit_code = -1;  // -1: killed by a signal
-  std::string out, err;
-};
+using msi::test::RunResult;
+using msi::test::TempDir;
+using msi::test::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+RunResult msinfer(const std::string& args) { return msi::test::msinfer_shell(args); }
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> n{0};
-    path_ = fs::temp_directory_path() / ("msinfer-cli-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::create_directories(path_);
+// A writable copy of a fixture model directory.
+fs::path copy_model(const TempDir& tmp, const std::string& name) {
+  const fs::path dst = tmp.path() / name;
+  fs::copy(kData / name, dst, fs::copy_options::recursive);
+  for (const auto& e : fs::directory_iterator(dst)) {
+    fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
   }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  // A writable copy of a fixture model directory.
-  fs::path copy_model(const std::string& name) const {
-    const fs::path dst = path_ / name;
-    fs::copy(kData / name, dst, fs::copy_options::recursive);
-    for (const auto& e : fs::directory_iterator(dst)) {
-      fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    }
-    return dst;
-  }
-
- private:
-  fs::path path_;
-};
-
-// Runs `msinfer <args>` under a 120 s timeout.
-RunResult msinfer(const std::string& args) {
-  TempDir tmp;
-  const fs::path out = tmp.path() / "out", err = tmp.path() / "err";
-  const std::string cmd = "timeout 120 " + std::string(MSI_BINARY_PATH) + " " + args + " >" + out.string() +
-                          " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
+  return dst;
 }
 
 json run_json(const std::string& args) {
@@ -173,7 +142,7 @@ TEST(CliGenerate, ExpertWorkersAndMicroBatchesKeepOutputs) {
 TEST(CliGenerateErrors, ModelDirectoryAndConfig) {
   TempDir tmp;
   expect_error(model(tmp.path() / "nope") + " --prompt-ids 1", "config.json does not exist");
-  const fs::path m = tmp.copy_model("tiny-mixtral");
+  const fs::path m = copy_model(tmp, "tiny-mixtral");
   std::ofstream(m / "config.json") << "{\"model_type\": \"mixtral\", ";
   expect_error(model(m) + " --prompt-ids 1", "is not valid JSON");
   std::ofstream(m / "config.json") << "{\"hidden_size\": 8}";
@@ -193,7 +162,7 @@ TEST(CliGenerateErrors, Checkpoint) {
   // A config that disagrees with the tensors: a shape mismatch, named.
   expect_error(model(kData / "tiny-mixtral") + " --prompt-ids 1 --hf-overrides '{\"intermediate_size\": 128}'",
                "has shape [256, 128], expected [128, 128]");
-  const fs::path m = tmp.copy_model("tiny-mixtral");
+  const fs::path m = copy_model(tmp, "tiny-mixtral");
   const fs::path st = m / "model.safetensors";
   fs::resize_file(st, 1000);  // truncated: the header says more than the file holds
   expect_error(model(m) + " --prompt-ids 1", "model.safetensors");
