@@ -93,7 +93,7 @@ class [[nodiscard]] Result {
 
 // `MSI_ASSIGN_OR_RETURN(auto x, make_x());` declares x or returns the error.
 #define MSI_ASSIGN_OR_RETURN(lhs, expr) \
-  MSI_ASSIGN_OR_RETURN_IMPL_(MSI_CONCAT_(msi_result_, __LINE__), lhs, expr)
+  MSI_ASSIGN_OR_RETURN_IMPL_(MSI_CONCAT_(msi_result_, __COUNTER__), lhs, expr)
 #define MSI_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.is_ok()) return tmp.status();           \
