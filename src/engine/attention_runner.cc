@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "engine/worker_channel_inproc.h"
 #include "roles/moe_message.h"
 
 namespace msi {
@@ -24,6 +25,7 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
                                  uint32_t* reply) {
   *reply = 0;
   const bool idle = chunks.empty();
+  if (!idle) after_idle_step_ = false;
   Timeline::Span plan = timeline_ ? timeline_->begin(SpanKind::kStepPlan, {step, -1, -1}) : Timeline::Span{};
   MSI_RETURN_IF_ERROR(worker_.begin_step(chunks, options_.n_micro_batches, step));
   if (timeline_) timeline_->end(plan);
@@ -49,11 +51,15 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
       if (timeline_) timeline_->end(span);
       if (probe) {
         // An idle worker learns at once whether everyone is idle (the step ends here) or done.
+        // After an all-idle step the reply comes only once some worker has work: no deadline.
         Timeline::Span wait = timeline_ ? timeline_->begin(SpanKind::kAttentionWait, {step, l, mb}) : Timeline::Span{};
+        link_.set_patient(after_idle_step_);
         Result<uint32_t> flags = worker_.layer_combine(l, mb, link_);
+        link_.set_patient(false);
         if (timeline_) timeline_->end(wait);
         if (!flags.is_ok()) return flags.status();
         *reply = *flags;
+        after_idle_step_ = (*flags & kFlagAllIdle) != 0;
         if (*flags & (kFlagStop | kFlagAllIdle)) return Status::ok();
       }
     }
@@ -68,7 +74,7 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
   return st;
 }
 
-Result<std::vector<GenerateResult>> AttentionRunner::run(const std::vector<GenerateRequest>& requests) {
+Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
   SchedulerConfig sc;
   sc.max_batched_tokens = options_.max_batched_tokens;
   sc.max_seqs = options_.max_seqs;
@@ -76,51 +82,113 @@ Result<std::vector<GenerateResult>> AttentionRunner::run(const std::vector<Gener
   sc.vocab_size = config_.vocab_size;
   sc.eos_token_ids = config_.eos_token_ids;
   Scheduler scheduler(sc, worker_);
-  Status status = Status::ok();
-  for (size_t i = 0; i < requests.size() && status.is_ok(); ++i) {
-    SchedRequest r;
-    r.id = static_cast<int64_t>(i);
-    r.prompt = requests[i].prompt;
-    r.sampling = requests[i].sampling;
-    r.return_logits = requests[i].return_logits;
-    r.fallback_seed = options_.seed + i;
-    status = scheduler.add(std::move(r));
-  }
-
-  std::vector<GenerateResult> results(requests.size());
+  std::vector<WorkerEvent> events;
   std::vector<SeqChunk> chunks;
   chunks.reserve(static_cast<size_t>(options_.max_seqs));
-  std::vector<SeqOutput> outputs;
-  for (int64_t step = 0; status.is_ok(); ++step) {
-    Result<std::vector<ScheduledChunk>> planned = scheduler.schedule();
-    if (!planned.is_ok()) {
-      status = planned.status();
-      break;
+  WorkerReport report;
+  bool shutting_down = false;
+  bool idle_wait = false;  // every worker was idle: sleep until an event
+  auto stats = [&] {
+    return WorkerStats{scheduler.n_running(), scheduler.n_waiting(), worker_.block_pool().n_used(),
+                       worker_.block_pool().n_blocks(), scheduler.n_preemptions()};
+  };
+
+  for (int64_t step = 0;; ++step) {
+    events.clear();
+    MSI_RETURN_IF_ERROR(inbox.poll(events));
+    while (idle_wait && events.empty()) {
+      MSI_RETURN_IF_ERROR(inbox.wait(std::chrono::milliseconds(100)));
+      MSI_RETURN_IF_ERROR(inbox.poll(events));
     }
+    idle_wait = false;
+    report.outputs.clear();
+    for (WorkerEvent& e : events) {
+      switch (e.kind) {
+        case WorkerEvent::Kind::kAdd: {
+          const int64_t id = e.request.id;
+          Status st = scheduler.add(std::move(e.request));
+          if (!st.is_ok()) report.outputs.push_back(SeqOutput{id, -1, true, "abort", {}});
+          break;
+        }
+        case WorkerEvent::Kind::kAbort:
+          if (scheduler.abort(e.id)) report.outputs.push_back(SeqOutput{e.id, -1, true, "abort", {}});
+          break;
+        case WorkerEvent::Kind::kShutdown: shutting_down = true; break;
+        case WorkerEvent::Kind::kWake: break;
+      }
+    }
+    if (!report.outputs.empty()) {
+      report.stats = stats();
+      MSI_RETURN_IF_ERROR(outbox.emit(report));
+    }
+
+    MSI_ASSIGN_OR_RETURN(std::vector<ScheduledChunk> planned, scheduler.schedule());
     chunks.clear();
     size_t n_logits = 0;
-    for (const ScheduledChunk& c : *planned) {
+    for (const ScheduledChunk& c : planned) {
       chunks.push_back({c.id, c.tokens, c.want_logits});
       n_logits += c.want_logits ? 1 : 0;
     }
-    // Done for good once nothing is left: the deployment stops when every worker is.
-    const uint32_t probe = kFlagIdle | (scheduler.has_work() ? 0u : kFlagShutdown);
+    const uint32_t probe = kFlagIdle | (shutting_down && !scheduler.has_work() ? kFlagShutdown : 0u);
     uint32_t reply = 0;
-    status = run_step(chunks, step, probe, &reply);
-    if (!status.is_ok() || (reply & kFlagStop)) break;
+    MSI_RETURN_IF_ERROR(run_step(chunks, step, probe, &reply));
+    if (reply & kFlagStop) return Status::ok();
+    if (reply & kFlagAllIdle) {
+      // Everyone is idle: sleep until an event. Not if an event came in this step (a wake may
+      // stand for work another worker has not seen yet), and not while shutting down: the others
+      // must find this worker stepping when their events arrive.
+      idle_wait = !shutting_down && events.empty();
+      continue;
+    }
     if (chunks.empty()) continue;
-    outputs.clear();
+    report.outputs.clear();
     Timeline::Span sample = timeline_ ? timeline_->begin(SpanKind::kLogits, {step, -1, -1}) : Timeline::Span{};
-    scheduler.update(std::span<const float>(logits_.data(), n_logits * static_cast<size_t>(config_.vocab_size)), outputs);
+    scheduler.update(std::span<const float>(logits_.data(), n_logits * static_cast<size_t>(config_.vocab_size)),
+                     report.outputs);
     if (timeline_) timeline_->end(sample);
-    for (SeqOutput& o : outputs) {
-      GenerateResult& r = results[static_cast<size_t>(o.id)];
-      r.output_ids.push_back(o.token);
-      if (!o.logits.empty()) r.logits.push_back(std::move(o.logits));
+    report.stats = stats();
+    MSI_RETURN_IF_ERROR(outbox.emit(report));
+  }
+}
+
+namespace {
+
+// Collects an offline run's outputs into results.
+class ResultsOutbox final : public WorkerOutbox {
+ public:
+  explicit ResultsOutbox(std::vector<GenerateResult>& results) : results_(results) {}
+  Status emit(const WorkerReport& report) override {
+    for (const SeqOutput& o : report.outputs) {
+      GenerateResult& r = results_.at(static_cast<size_t>(o.id));
+      if (o.token >= 0) r.output_ids.push_back(o.token);
+      if (!o.logits.empty()) r.logits.push_back(o.logits);
       if (o.finished) r.finish_reason = o.finish_reason;
     }
+    return Status::ok();
   }
-  if (!status.is_ok()) return status;
+
+ private:
+  std::vector<GenerateResult>& results_;
+};
+
+}  // namespace
+
+Result<std::vector<GenerateResult>> AttentionRunner::run(const std::vector<GenerateRequest>& requests) {
+  QueueInbox inbox;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    WorkerEvent e;
+    e.kind = WorkerEvent::Kind::kAdd;
+    e.request.id = static_cast<int64_t>(i);
+    e.request.prompt = requests[i].prompt;
+    e.request.sampling = requests[i].sampling;
+    e.request.return_logits = requests[i].return_logits;
+    e.request.fallback_seed = options_.seed + i;
+    inbox.post(std::move(e));
+  }
+  inbox.post(WorkerEvent{WorkerEvent::Kind::kShutdown, {}, 0});
+  std::vector<GenerateResult> results(requests.size());
+  ResultsOutbox outbox(results);
+  MSI_RETURN_IF_ERROR(serve(inbox, outbox));
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].finish_reason.empty()) {
       return error(StatusCode::kInternal, "the deployment stopped before request {} finished", i);

@@ -8,15 +8,19 @@
 //   then combine(L-1, i) for every i → final norm, LM head, sampling.
 // So while the experts work on (l, i), this worker computes attention for (l, i+1), ...
 //
-// When it has no work left it keeps stepping with empty batches, flagging the first unit of each
-// step idle and shut down, until the expert workers answer that every attention worker has shut
-// down (kFlagStop): the attention workers of a deployment run the same steps in lockstep.
+// The attention workers of a deployment run the same steps in lockstep (the experts need all M
+// messages of a unit). A worker without work steps with empty batches, flagging the first unit of
+// the step idle; when every worker is idle the experts answer kFlagAllIdle and each worker sleeps
+// until an event arrives (the frontend wakes every worker whenever it adds a request). After a
+// shutdown event a worker finishes its requests, then flags its idle steps shut down; when all
+// have, the experts answer kFlagStop and the runners return.
 // One thread drives a runner.
 #pragma once
 
 #include <vector>
 
 #include "engine/generate_types.h"
+#include "engine/worker_channel.h"
 #include "pipeline/timeline.h"
 #include "roles/attention_worker.h"
 #include "roles/expert_link.h"
@@ -36,8 +40,12 @@ class AttentionRunner {
   AttentionRunner(const ModelConfig& config, AttentionWorker& worker, ExpertLink& link,
                   const RunnerOptions& options, Timeline* timeline);
 
-  // Generates every request to completion, then idles until the deployment stops. Requests must
-  // have passed validate_requests(). Frees all KV blocks it took, also on error.
+  // Serves events from `inbox` and reports to `outbox` until the deployment stops (OK) or fails.
+  // Requests must have passed validation (prompt length, vocabulary) by the frontend.
+  Status serve(WorkerInbox& inbox, WorkerOutbox& outbox);
+
+  // Offline: generates every request to completion (serve() over a fixed inbox), then returns
+  // when the deployment stops. Requests must have passed validate_requests().
   Result<std::vector<GenerateResult>> run(const std::vector<GenerateRequest>& requests);
 
  private:
@@ -52,6 +60,7 @@ class AttentionRunner {
   RunnerOptions options_;
   Timeline* timeline_;
   int first_moe_layer_ = -1;
+  bool after_idle_step_ = false;  // the last step ended with every worker idle
   std::vector<float> logits_;  // [max_seqs, vocab]
 };
 

@@ -1,42 +1,10 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <thread>
 
-#include "backend/registry.h"
-#include "comm/m2n.h"
-#include "engine/attention_runner.h"
 #include "engine/worker_setup.h"
-#include "pipeline/chrome_trace.h"
-#include "roles/expert_server.h"
-#include "roles/m2n_expert_link.h"
 
 namespace msi {
-
-Engine::~Engine() = default;
-
-Status validate_engine_options(const EngineOptions& o) {
-  if (o.n_attention_workers < 1) return error(StatusCode::kInvalidArgument, "--attention-workers must be at least 1");
-  if (o.n_expert_workers < 1) return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 1");
-  if (o.n_micro_batches < 1 || o.n_micro_batches > kMaxMicroBatches) {
-    return error(StatusCode::kInvalidArgument, "--micro-batches must be in [1, {}]", kMaxMicroBatches);
-  }
-  if (o.kv_block_size < 1) return error(StatusCode::kInvalidArgument, "--kv-block-size must be at least 1");
-  if (o.max_batched_tokens < 1 || o.max_seqs < 1) {
-    return error(StatusCode::kInvalidArgument, "--max-num-batched-tokens and --max-num-seqs must be positive");
-  }
-  if (o.peer_timeout.count() <= 0) return error(StatusCode::kInvalidArgument, "the peer timeout must be positive");
-  return Status::ok();
-}
-
-Result<int64_t> resolve_max_model_len(const ModelConfig& config, const EngineOptions& options) {
-  const int64_t len = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
-  if (len > config.max_position_embeddings) {
-    return error(StatusCode::kInvalidArgument, "--max-model-len {} exceeds the model's max_position_embeddings {}",
-                 len, config.max_position_embeddings);
-  }
-  return len;
-}
 
 std::vector<int> assign_requests(const std::vector<GenerateRequest>& requests, int n_workers) {
   std::vector<int64_t> load(static_cast<size_t>(n_workers), 0);
@@ -49,113 +17,108 @@ std::vector<int> assign_requests(const std::vector<GenerateRequest>& requests, i
   return worker;
 }
 
-Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& model_dir,
-                                               const EngineOptions& options) {
+Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& model_dir, const EngineOptions& options,
+                                               const EngineRunOptions& run_options) {
   MSI_RETURN_IF_ERROR(validate_engine_options(options));
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
-  MSI_ASSIGN_OR_RETURN(WorkerSetup setup, open_worker_setup(model_dir, options));
-  e->config_ = setup.config;
-  e->max_model_len_ = setup.max_model_len;
-  e->placement_ = setup.placement;
-  for (int a = 0; a < options.n_attention_workers; ++a) {
-    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
-    MSI_ASSIGN_OR_RETURN(auto worker, make_attention_worker(e->config_, setup, *backend, options));
-    e->attention_backends_.push_back(std::move(backend));
-    e->attention_.push_back(std::move(worker));
-  }
-  for (int x = 0; x < options.n_expert_workers; ++x) {
-    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
-    MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(e->config_, setup, *backend, options, x));
-    e->expert_backends_.push_back(std::move(backend));
-    e->experts_.push_back(std::move(worker));
+  const nlohmann::json* overrides = options.hf_overrides.is_null() ? nullptr : &options.hf_overrides;
+  MSI_ASSIGN_OR_RETURN(e->config_, load_model_config(model_dir, overrides));
+  MSI_ASSIGN_OR_RETURN(e->max_model_len_, resolve_max_model_len(e->config_, options));
+  e->kv_used_.assign(static_cast<size_t>(options.n_attention_workers), 0);
+  Engine* self = e.get();
+  DeploymentCallbacks callbacks;
+  callbacks.on_report = [self](int worker, const WorkerReport& report) { self->on_report(worker, report); };
+  callbacks.on_failure = [self](const Status& status) {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    if (self->failure_.is_ok()) self->failure_ = status;
+    self->cv_.notify_all();
+  };
+  if (options.transport == "shm") {
+    MSI_ASSIGN_OR_RETURN(e->deployment_, start_process_deployment(model_dir, options, std::move(callbacks),
+                                                                  run_options.trace_path, run_options.self_exe));
+  } else {
+    MSI_ASSIGN_OR_RETURN(e->deployment_,
+                         start_thread_deployment(model_dir, options, std::move(callbacks), run_options.trace_path));
   }
   return e;
 }
 
+Engine::~Engine() {
+  if (!shut_down_ && deployment_) (void)shutdown();
+}
+
+void Engine::on_report(int worker, const WorkerReport& report) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kv_used_[static_cast<size_t>(worker)] = report.stats.kv_blocks_used;
+  for (const SeqOutput& o : report.outputs) {
+    auto it = pending_.find(o.id);
+    if (it == pending_.end()) continue;
+    GenerateResult& r = *it->second.result;
+    if (o.token >= 0) r.output_ids.push_back(o.token);
+    if (!o.logits.empty()) r.logits.push_back(o.logits);
+    if (o.finished) {
+      r.finish_reason = o.finish_reason;
+      it->second.done = true;
+    }
+  }
+  cv_.notify_all();
+}
+
 int64_t Engine::kv_blocks_in_use() const {
+  std::lock_guard<std::mutex> lock(mu_);
   int64_t n = 0;
-  for (const auto& a : attention_) n += a->block_pool().n_used();
+  for (int64_t u : kv_used_) n += u;
   return n;
 }
 
 Result<std::vector<GenerateResult>> Engine::generate(const std::vector<GenerateRequest>& requests) {
   MSI_RETURN_IF_ERROR(validate_requests(config_, max_model_len_, requests));
-  const int m_workers = options_.n_attention_workers, n_workers = options_.n_expert_workers;
-  const std::vector<int> owner = assign_requests(requests, m_workers);
-  std::vector<std::vector<GenerateRequest>> per_worker(static_cast<size_t>(m_workers));
-  for (size_t i = 0; i < requests.size(); ++i) per_worker[static_cast<size_t>(owner[i])].push_back(requests[i]);
-
-  // Fresh M2N groups per call: steps count from 0 again.
-  MSI_ASSIGN_OR_RETURN(auto dispatch, comm::make_inproc_transport(dispatch_options(config_, options_)));
-  MSI_ASSIGN_OR_RETURN(auto combine, comm::make_inproc_transport(combine_options(config_, options_)));
-  timelines_.clear();
-  if (options_.record_timeline) {
-    for (int a = 0; a < m_workers; ++a) timelines_.push_back(std::make_unique<Timeline>(attention_label(a)));
-    for (int x = 0; x < n_workers; ++x) timelines_.push_back(std::make_unique<Timeline>(expert_label(x)));
-  }
-  auto timeline = [&](size_t i) { return options_.record_timeline ? timelines_[i].get() : nullptr; };
-
-  std::vector<Status> attention_status(static_cast<size_t>(m_workers)), expert_status(static_cast<size_t>(n_workers));
-  std::vector<std::vector<GenerateResult>> per_worker_results(static_cast<size_t>(m_workers));
-  std::vector<std::thread> threads;
-  const uint64_t seed_base = (generation_++) << 32;
-  for (int a = 0; a < m_workers; ++a) {
-    threads.emplace_back([&, a] {
-      auto sender = dispatch->open_sender(a);
-      auto receiver = combine->open_receiver(a);
-      if (!sender.is_ok() || !receiver.is_ok()) {
-        attention_status[static_cast<size_t>(a)] = sender.is_ok() ? receiver.status() : sender.status();
-        return;
-      }
-      M2NExpertLink link(*attention_backends_[static_cast<size_t>(a)], placement_, std::move(sender).value(),
-                         std::move(receiver).value(), options_.max_batched_tokens, config_.hidden_size,
-                         config_.n_experts_per_tok, options_.n_micro_batches);
-      AttentionRunner runner(config_, *attention_[static_cast<size_t>(a)], link,
-                             runner_options(options_, max_model_len_, seed_base + static_cast<uint64_t>(a) * 1000003u),
-                             timeline(static_cast<size_t>(a)));
-      auto r = runner.run(per_worker[static_cast<size_t>(a)]);
-      if (r.is_ok()) per_worker_results[static_cast<size_t>(a)] = std::move(r).value();
-      else attention_status[static_cast<size_t>(a)] = r.status().with_context(attention_label(a));
-    });
-  }
-  for (int x = 0; x < n_workers; ++x) {
-    threads.emplace_back([&, x] {
-      auto receiver = dispatch->open_receiver(x);
-      auto sender = combine->open_sender(x);
-      if (!sender.is_ok() || !receiver.is_ok()) {
-        expert_status[static_cast<size_t>(x)] = sender.is_ok() ? receiver.status() : sender.status();
-        return;
-      }
-      ExpertServer server(config_, *experts_[static_cast<size_t>(x)], std::move(receiver).value(),
-                          std::move(sender).value(), m_workers, options_.n_micro_batches,
-                          timeline(static_cast<size_t>(m_workers + x)));
-      expert_status[static_cast<size_t>(x)] = server.run().with_context(expert_label(x));
-    });
-  }
-  for (auto& t : threads) t.join();
-
-  // The root cause first: a worker's own failure over the peers that failed because of it.
-  MSI_RETURN_IF_ERROR(first_root_error(attention_status, expert_status));
   std::vector<GenerateResult> results(requests.size());
-  std::vector<size_t> next(static_cast<size_t>(m_workers), 0);
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const auto w = static_cast<size_t>(owner[i]);
-    results[i] = std::move(per_worker_results[w][next[w]++]);
+  const std::vector<int> owner = assign_requests(requests, options_.n_attention_workers);
+  std::vector<int64_t> ids(requests.size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return error(StatusCode::kUnavailable, "the engine was shut down");
+    MSI_RETURN_IF_ERROR(failure_);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      ids[i] = next_id_++;
+      pending_[ids[i]] = Pending{&results[i], false};
+    }
   }
+  Status status = Status::ok();
+  for (size_t i = 0; i < requests.size() && status.is_ok(); ++i) {
+    SchedRequest r;
+    r.id = ids[i];
+    r.prompt = requests[i].prompt;
+    r.sampling = requests[i].sampling;
+    r.return_logits = requests[i].return_logits;
+    r.fallback_seed = 0x51ed270b27a1f7ull ^ static_cast<uint64_t>(ids[i]);
+    status = deployment_->submit(owner[i], std::move(r));
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (status.is_ok()) {
+    cv_.wait(lock, [&] {
+      if (!failure_.is_ok()) return true;
+      return std::all_of(ids.begin(), ids.end(), [&](int64_t id) { return pending_[id].done; });
+    });
+    status = failure_;
+  }
+  for (int64_t id : ids) pending_.erase(id);
+  if (!status.is_ok()) return status;
   return results;
 }
 
-Status Engine::write_trace(const std::filesystem::path& path) const {
-  if (timelines_.empty()) return error(StatusCode::kInvalidArgument, "no timeline was recorded");
-  std::vector<const Timeline*> all;
-  for (const auto& t : timelines_) all.push_back(t.get());
-  const int64_t origin = earliest_span_ns(all);
-  nlohmann::json events = nlohmann::json::array();
-  for (size_t i = 0; i < all.size(); ++i) {
-    for (auto& ev : timeline_trace_events(*all[i], 0, static_cast<int>(i), origin)) events.push_back(std::move(ev));
+Status Engine::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return failure_;
+    shut_down_ = true;
   }
-  return write_chrome_trace(path, events);
+  // Generous: workers finish what they have (nothing, after generate() returned) and stop.
+  Status st = deployment_->shutdown(options_.peer_timeout + std::chrono::seconds(5));
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_.is_ok() ? st : failure_;
 }
 
 }  // namespace msi

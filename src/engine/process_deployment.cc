@@ -1,18 +1,30 @@
+// The process deployment: one `msinfer worker` process per attention and expert worker,
+// connected by two M2N groups over POSIX shared memory, supervised by a thread of this process.
+//
+// Supervision: workers die with this process (PR_SET_PDEATHSIG). When any worker fails — an
+// error exit or a signal — the supervisor kills the rest at once, reaps them, and fails the
+// deployment naming the worker (and its pid and signal). A worker that loses a peer notices
+// within milliseconds (M2N checks the peers' pids while waiting), so nothing hangs and nothing
+// is left behind.
 #include "engine/process_deployment.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "backend/registry.h"
 #include "engine/attention_runner.h"
+#include "engine/deployment.h"
+#include "engine/worker_channel_pipe.h"
 #include "engine/worker_setup.h"
 #include "pipeline/chrome_trace.h"
 #include "roles/expert_server.h"
@@ -24,34 +36,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json options_to_json(const EngineOptions& o) {
-  return {{"device", o.device}, {"load_format", o.load_format}, {"dummy_seed", o.dummy_seed},
-          {"hf_overrides", o.hf_overrides}, {"n_attention_workers", o.n_attention_workers},
-          {"n_expert_workers", o.n_expert_workers}, {"n_micro_batches", o.n_micro_batches},
-          {"max_batched_tokens", o.max_batched_tokens}, {"max_seqs", o.max_seqs},
-          {"kv_block_size", o.kv_block_size}, {"kv_n_blocks", o.kv_n_blocks},
-          {"max_model_len", o.max_model_len}, {"peer_timeout_ms", o.peer_timeout.count()},
-          {"record_timeline", o.record_timeline}};
-}
-
-EngineOptions options_from_json(const json& j) {
-  EngineOptions o;
-  o.device = j.at("device");
-  o.load_format = j.at("load_format");
-  o.dummy_seed = j.at("dummy_seed");
-  o.hf_overrides = j.at("hf_overrides");
-  o.n_attention_workers = j.at("n_attention_workers");
-  o.n_expert_workers = j.at("n_expert_workers");
-  o.n_micro_batches = j.at("n_micro_batches");
-  o.max_batched_tokens = j.at("max_batched_tokens");
-  o.max_seqs = j.at("max_seqs");
-  o.kv_block_size = j.at("kv_block_size");
-  o.kv_n_blocks = j.at("kv_n_blocks");
-  o.max_model_len = j.at("max_model_len");
-  o.peer_timeout = std::chrono::milliseconds(j.at("peer_timeout_ms").get<int64_t>());
-  o.record_timeline = j.at("record_timeline");
-  return o;
-}
+constexpr int kChildEventsFd = 100;   // where a child finds its event pipe
+constexpr int kChildReportsFd = 101;  // and its report pipe
 
 Status write_text(const fs::path& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
@@ -75,20 +61,49 @@ std::string describe_exit(const Child& c) {
   return fmt::format("{} (pid {}) exited with status {}", c.label, c.pid, WEXITSTATUS(c.status));
 }
 
-// Kills every running child and reaps it.
-void kill_all(std::vector<Child>& children) {
-  for (Child& c : children) {
-    if (c.running) ::kill(c.pid, SIGKILL);
-  }
-  for (Child& c : children) {
-    if (!c.running) continue;
-    ::waitpid(c.pid, &c.status, 0);
-    c.running = false;
-  }
-}
+class ProcessDeployment final : public Deployment {
+ public:
+  ProcessDeployment(EngineOptions options, DeploymentCallbacks callbacks, fs::path trace_path, fs::path self_exe)
+      : options_(std::move(options)), callbacks_(std::move(callbacks)), trace_path_(std::move(trace_path)),
+        self_exe_(std::move(self_exe)) {}
+  ~ProcessDeployment() override;
 
-Result<pid_t> spawn_worker(const fs::path& exe, const fs::path& job, const std::string& role, int index) {
+  Status start(const fs::path& model_dir);
+  int n_attention_workers() const override { return options_.n_attention_workers; }
+  Status shutdown(std::chrono::milliseconds timeout) override;
+  Status failure() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_;
+  }
+
+ protected:
+  Status post(int worker, WorkerEvent event) override;
+
+ private:
+  Result<pid_t> spawn(const std::string& role, int index, int events_fd, int reports_fd);
+  void supervise();
+  void read_reports(int worker);
+  void kill_all();
+
+  EngineOptions options_;
+  DeploymentCallbacks callbacks_;
+  fs::path trace_path_, self_exe_, dir_;
+  std::unique_ptr<comm::M2NTransport> dispatch_, combine_;
+  std::vector<Child> children_;  // experts first, then attention workers
+  std::vector<int> event_fds_, report_fds_;  // this process's ends, per attention worker
+  std::vector<std::unique_ptr<std::mutex>> event_mu_;
+  std::vector<std::thread> threads_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Status failure_;
+  bool all_exited_ = false;
+  bool stopping_ = false;
+};
+
+Result<pid_t> ProcessDeployment::spawn(const std::string& role, int index, int events_fd, int reports_fd) {
   const std::string index_text = std::to_string(index);
+  const fs::path job = dir_ / "job.json";
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) return error(StatusCode::kInternal, "fork failed: {}", std::strerror(errno));
@@ -96,178 +111,214 @@ Result<pid_t> spawn_worker(const fs::path& exe, const fs::path& job, const std::
     // Die with the supervisor, even if it is killed; if it is already gone, stop now.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
+    sigset_t none;  // the server blocks SIGINT/SIGTERM for its signal thread; workers must not
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // The child's pipe ends at fixed numbers (dup2 clears close-on-exec); all others close on exec.
+    if (events_fd >= 0 && ::dup2(events_fd, kChildEventsFd) < 0) ::_exit(127);
+    if (reports_fd >= 0 && ::dup2(reports_fd, kChildReportsFd) < 0) ::_exit(127);
+    const std::string ev = events_fd >= 0 ? std::to_string(kChildEventsFd) : "-1";
+    const std::string rp = reports_fd >= 0 ? std::to_string(kChildReportsFd) : "-1";
     const char* argv[] = {"msinfer", "worker", "--job", job.c_str(), "--role", role.c_str(), "--index",
-                          index_text.c_str(), nullptr};
-    ::execv(exe.c_str(), const_cast<char* const*>(argv));
-    std::fprintf(stderr, "msinfer: cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
+                          index_text.c_str(), "--events-fd", ev.c_str(), "--reports-fd", rp.c_str(), nullptr};
+    ::execv(self_exe_.c_str(), const_cast<char* const*>(argv));
+    std::fprintf(stderr, "msinfer: cannot run %s: %s\n", self_exe_.c_str(), std::strerror(errno));
     ::_exit(127);
   }
   return pid;
 }
 
-}  // namespace
-
-Result<std::vector<GenerateResult>> generate_in_processes(const fs::path& model_dir, const EngineOptions& options,
-                                                          const std::vector<GenerateRequest>& requests,
-                                                          const ProcessDeploymentOptions& popt) {
-  MSI_RETURN_IF_ERROR(validate_engine_options(options));
-  const nlohmann::json* overrides = options.hf_overrides.is_null() ? nullptr : &options.hf_overrides;
+Status ProcessDeployment::start(const fs::path& model_dir) {
+  const nlohmann::json* overrides = options_.hf_overrides.is_null() ? nullptr : &options_.hf_overrides;
   MSI_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir, overrides));
-  MSI_ASSIGN_OR_RETURN(int64_t max_len, resolve_max_model_len(config, options));
-  MSI_RETURN_IF_ERROR(validate_requests(config, max_len, requests));
-  MSI_RETURN_IF_ERROR(ExpertPlacement::contiguous(config.n_experts, options.n_expert_workers).status());
+  MSI_RETURN_IF_ERROR(resolve_max_model_len(config, options_).status());
+  MSI_RETURN_IF_ERROR(ExpertPlacement::contiguous(config.n_experts, options_.n_expert_workers).status());
 
-  // A private directory for the job, the results and the traces.
   std::string dir_template = (fs::temp_directory_path() / "msinfer-job-XXXXXX").string();
   if (::mkdtemp(dir_template.data()) == nullptr) {
     return error(StatusCode::kIoError, "cannot make a job directory: {}", std::strerror(errno));
   }
-  const fs::path dir = dir_template;
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
-
-  const std::string shm_base = fmt::format("/msinfer-{}-{}", ::getpid(), dir.filename().string());
-  MSI_ASSIGN_OR_RETURN(auto dispatch, comm::create_shm_transport(shm_base + "-dispatch", dispatch_options(config, options)));
-  MSI_ASSIGN_OR_RETURN(auto combine, comm::create_shm_transport(shm_base + "-combine", combine_options(config, options)));
-
-  const std::vector<int> owner = assign_requests(requests, options.n_attention_workers);
-  json per_worker = json::array();
-  for (int a = 0; a < options.n_attention_workers; ++a) {
-    json list = json::array();
-    for (size_t i = 0; i < requests.size(); ++i) {
-      if (owner[i] == a) list.push_back(request_to_json(requests[i]));
-    }
-    per_worker.push_back(std::move(list));
-  }
-  EngineOptions worker_options = options;
-  worker_options.record_timeline = !popt.trace_path.empty();
-  const json job = {{"model_dir", model_dir.string()}, {"options", options_to_json(worker_options)},
+  dir_ = dir_template;
+  const std::string shm_base = fmt::format("/msinfer-{}-{}", ::getpid(), dir_.filename().string());
+  MSI_ASSIGN_OR_RETURN(dispatch_, comm::create_shm_transport(shm_base + "-dispatch", dispatch_options(config, options_)));
+  MSI_ASSIGN_OR_RETURN(combine_, comm::create_shm_transport(shm_base + "-combine", combine_options(config, options_)));
+  EngineOptions worker_options = options_;
+  worker_options.record_timeline = !trace_path_.empty();
+  const json job = {{"model_dir", model_dir.string()}, {"options", engine_options_to_json(worker_options)},
                     {"shm_dispatch", shm_base + "-dispatch"}, {"shm_combine", shm_base + "-combine"},
-                    {"requests", per_worker}, {"out_dir", dir.string()}, {"origin_ns", Timeline::now_ns()}};
-  const fs::path job_file = dir / "job.json";
-  MSI_RETURN_IF_ERROR(write_text(job_file, job.dump()));
+                    {"out_dir", dir_.string()}, {"origin_ns", Timeline::now_ns()}};
+  MSI_RETURN_IF_ERROR(write_text(dir_ / "job.json", job.dump()));
 
-  std::vector<Child> children;
-  Status spawn_status = Status::ok();
-  for (int x = 0; x < options.n_expert_workers && spawn_status.is_ok(); ++x) {
-    auto pid = spawn_worker(popt.self_exe, job_file, "expert", x);
-    if (pid.is_ok()) children.push_back({*pid, expert_label(x), true});
-    else spawn_status = pid.status();
+  for (int x = 0; x < options_.n_expert_workers; ++x) {
+    MSI_ASSIGN_OR_RETURN(pid_t pid, spawn("expert", x, -1, -1));
+    children_.push_back({pid, expert_label(x), true});
   }
-  for (int a = 0; a < options.n_attention_workers && spawn_status.is_ok(); ++a) {
-    auto pid = spawn_worker(popt.self_exe, job_file, "attention", a);
-    if (pid.is_ok()) children.push_back({*pid, attention_label(a), true});
-    else spawn_status = pid.status();
+  for (int a = 0; a < options_.n_attention_workers; ++a) {
+    int ev[2], rp[2];
+    if (::pipe2(ev, O_CLOEXEC) != 0 || ::pipe2(rp, O_CLOEXEC) != 0) {
+      return error(StatusCode::kInternal, "pipe failed: {}", std::strerror(errno));
+    }
+    Result<pid_t> pid = spawn("attention", a, ev[0], rp[1]);
+    ::close(ev[0]);
+    ::close(rp[1]);
+    event_fds_.push_back(ev[1]);
+    report_fds_.push_back(rp[0]);
+    event_mu_.push_back(std::make_unique<std::mutex>());
+    MSI_RETURN_IF_ERROR(pid.status());
+    children_.push_back({*pid, attention_label(a), true});
   }
-  if (!spawn_status.is_ok()) {
-    kill_all(children);
-    return spawn_status;
-  }
+  threads_.emplace_back([this] { supervise(); });
+  for (int a = 0; a < options_.n_attention_workers; ++a) threads_.emplace_back([this, a] { read_reports(a); });
+  return Status::ok();
+}
 
-  // Supervise: wait for all; on the first failure, give the others a moment to report (the
-  // root cause often exits first, its peers right after), then kill and reap the rest.
-  size_t running = children.size();
+void ProcessDeployment::supervise() {
+  // Poll our own children only (never waitpid(-1): other children of this process are not ours).
+  size_t running = children_.size();
   const Child* failed = nullptr;
   std::chrono::steady_clock::time_point failed_at;
   while (running > 0) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid > 0) {
-      for (Child& c : children) {
-        if (c.pid != pid || !c.running) continue;
-        c.running = false;
-        c.status = status;
-        --running;
-        const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        // A worker killed by a signal is a root cause; prefer it over peers that exit with errors.
-        if (!ok && (failed == nullptr || (WIFSIGNALED(status) && !WIFSIGNALED(failed->status)))) {
-          if (failed == nullptr) failed_at = std::chrono::steady_clock::now();
-          failed = &c;
-        }
+    for (Child& c : children_) {
+      if (!c.running) continue;
+      int status = 0;
+      if (::waitpid(c.pid, &status, WNOHANG) != c.pid) continue;
+      c.running = false;
+      c.status = status;
+      --running;
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      // A worker killed by a signal is a root cause; prefer it over peers that exit with errors.
+      if (!ok && (failed == nullptr || (WIFSIGNALED(status) && !WIFSIGNALED(failed->status)))) {
+        if (failed == nullptr) failed_at = std::chrono::steady_clock::now();
+        failed = &c;
       }
-      continue;
     }
+    // After a failure, give the others a moment to report, then stop them.
     if (failed && std::chrono::steady_clock::now() - failed_at > std::chrono::milliseconds(300)) break;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ && !failed) {  // a forced stop: kill and reap below
+        break;
+      }
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  kill_all(children);
-  if (failed) return error(StatusCode::kUnavailable, "{}", describe_exit(*failed));
+  kill_all();
+  Status failure = failed ? error(StatusCode::kUnavailable, "{}", describe_exit(*failed)) : Status::ok();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.is_ok()) failure_ = failure;
+    all_exited_ = true;
+  }
+  cv_.notify_all();
+  if (failed && callbacks_.on_failure) callbacks_.on_failure(failure);
+}
 
-  // Collect the results in request order.
-  std::vector<std::vector<GenerateResult>> per_results(static_cast<size_t>(options.n_attention_workers));
-  for (int a = 0; a < options.n_attention_workers; ++a) {
-    MSI_ASSIGN_OR_RETURN(json r, read_json_file(dir / fmt::format("results-{}.json", a)));
-    for (const json& item : r) {
-      MSI_ASSIGN_OR_RETURN(GenerateResult res, result_from_json(item));
-      per_results[static_cast<size_t>(a)].push_back(std::move(res));
+void ProcessDeployment::kill_all() {
+  for (Child& c : children_) {
+    if (c.running) ::kill(c.pid, SIGKILL);
+  }
+  for (Child& c : children_) {
+    if (!c.running) continue;
+    ::waitpid(c.pid, &c.status, 0);
+    c.running = false;
+  }
+}
+
+void ProcessDeployment::read_reports(int worker) {
+  LineReader reader(report_fds_[static_cast<size_t>(worker)]);
+  std::vector<std::string> lines;
+  for (;;) {
+    (void)reader.wait_readable(std::chrono::milliseconds(100));
+    lines.clear();
+    Status st = reader.read_available(lines);
+    for (const std::string& line : lines) {
+      auto j = json::parse(line, nullptr, false);
+      auto report = j.is_discarded() ? Result<WorkerReport>(error(StatusCode::kInternal, "bad report line"))
+                                     : report_from_json(j);
+      if (report.is_ok() && callbacks_.on_report) callbacks_.on_report(worker, *report);
+    }
+    if (!st.is_ok()) return;  // the worker closed its end: it exited
+  }
+}
+
+Status ProcessDeployment::post(int worker, WorkerEvent event) {
+  MSI_RETURN_IF_ERROR(failure());
+  std::lock_guard<std::mutex> lock(*event_mu_[static_cast<size_t>(worker)]);
+  return LineWriter(event_fds_[static_cast<size_t>(worker)]).write_line(event_to_json(event).dump())
+      .with_context(attention_label(worker));
+}
+
+Status ProcessDeployment::shutdown(std::chrono::milliseconds timeout) {
+  for (int a = 0; a < options_.n_attention_workers; ++a) (void)post(a, WorkerEvent{WorkerEvent::Kind::kShutdown, {}, 0});
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return all_exited_; })) {
+      if (failure_.is_ok()) failure_ = error(StatusCode::kDeadlineExceeded, "workers did not stop within {} ms", timeout.count());
+      stopping_ = true;
     }
   }
-  std::vector<GenerateResult> results(requests.size());
-  std::vector<size_t> next(per_results.size(), 0);
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const auto w = static_cast<size_t>(owner[i]);
-    if (next[w] >= per_results[w].size()) return error(StatusCode::kInternal, "{} returned too few results", attention_label(owner[i]));
-    results[i] = std::move(per_results[w][next[w]++]);
-  }
-
-  if (!popt.trace_path.empty()) {
+  MSI_RETURN_IF_ERROR(failure());
+  if (!trace_path_.empty()) {
     json events = json::array();
     for (const char* role : {"attention", "expert"}) {
-      const int n = std::string(role) == "attention" ? options.n_attention_workers : options.n_expert_workers;
+      const int n = std::string(role) == "attention" ? options_.n_attention_workers : options_.n_expert_workers;
       for (int i = 0; i < n; ++i) {
-        MSI_ASSIGN_OR_RETURN(json part, read_json_file(dir / fmt::format("trace-{}-{}.json", role, i)));
+        MSI_ASSIGN_OR_RETURN(json part, read_json_file(dir_ / fmt::format("trace-{}-{}.json", role, i)));
         for (auto& ev : part) events.push_back(std::move(ev));
       }
     }
-    MSI_RETURN_IF_ERROR(write_chrome_trace(popt.trace_path, events));
+    MSI_RETURN_IF_ERROR(write_chrome_trace(trace_path_, events));
   }
-  return results;
+  return Status::ok();
 }
 
-namespace {
+ProcessDeployment::~ProcessDeployment() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  for (int fd : event_fds_) ::close(fd);  // attention workers see EOF and stop
+  for (auto& t : threads_) t.join();       // the supervisor kills and reaps what is left
+  kill_all();
+  for (int fd : report_fds_) ::close(fd);
+  std::error_code ec;
+  if (!dir_.empty()) fs::remove_all(dir_, ec);
+}
 
-Status run_worker(const json& job, const std::string& role, int index) {
-  const EngineOptions options = options_from_json(job.at("options"));
+// ---- the worker side ----
+
+Status run_worker(const json& job, const std::string& role, int index, int events_fd, int reports_fd) {
+  MSI_ASSIGN_OR_RETURN(EngineOptions options, engine_options_from_json(job.at("options")));
   const fs::path out_dir = job.at("out_dir").get<std::string>();
   MSI_ASSIGN_OR_RETURN(WorkerSetup setup, open_worker_setup(job.at("model_dir").get<std::string>(), options));
   MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
   MSI_ASSIGN_OR_RETURN(auto dispatch, comm::open_shm_transport(job.at("shm_dispatch"), dispatch_options(setup.config, options)));
   MSI_ASSIGN_OR_RETURN(auto combine, comm::open_shm_transport(job.at("shm_combine"), combine_options(setup.config, options)));
   const int n_attention = options.n_attention_workers;
-  // Track index in the trace: attention workers first, then expert workers (as in-process).
-  const int track = role == "attention" ? index : n_attention + index;
+  const int track = role == "attention" ? index : n_attention + index;  // as in-process
   std::unique_ptr<Timeline> timeline;
   if (options.record_timeline) {
     timeline = std::make_unique<Timeline>(role == "attention" ? attention_label(index) : expert_label(index));
   }
-
   if (role == "attention") {
     if (index < 0 || index >= n_attention) return error(StatusCode::kInvalidArgument, "no attention worker {}", index);
-    std::vector<GenerateRequest> requests;
-    for (const json& r : job.at("requests").at(static_cast<size_t>(index))) {
-      MSI_ASSIGN_OR_RETURN(GenerateRequest req, request_from_json(r));
-      requests.push_back(std::move(req));
-    }
+    if (events_fd < 0 || reports_fd < 0) return error(StatusCode::kInvalidArgument, "an attention worker needs its pipes");
     MSI_ASSIGN_OR_RETURN(auto worker, make_attention_worker(setup.config, setup, *backend, options));
+    setup.source.reset();
     MSI_ASSIGN_OR_RETURN(auto sender, dispatch->open_sender(index));
     MSI_ASSIGN_OR_RETURN(auto receiver, combine->open_receiver(index));
     M2NExpertLink link(*backend, setup.placement, std::move(sender), std::move(receiver), options.max_batched_tokens,
                        setup.config.hidden_size, setup.config.n_experts_per_tok, options.n_micro_batches);
     AttentionRunner runner(setup.config, *worker, link,
-                           runner_options(options, setup.max_model_len, static_cast<uint64_t>(::getpid()) << 20),
+                           runner_options(options, setup.max_model_len, 0x9e3779b97f4a7c15ull * (index + 1)),
                            timeline.get());
-    MSI_ASSIGN_OR_RETURN(auto results, runner.run(requests));
-    json out = json::array();
-    for (const auto& r : results) out.push_back(result_to_json(r));
-    MSI_RETURN_IF_ERROR(write_text(out_dir / fmt::format("results-{}.json", index), out.dump()));
+    PipeInbox inbox(events_fd);
+    PipeOutbox outbox(reports_fd);
+    MSI_RETURN_IF_ERROR(runner.serve(inbox, outbox));
   } else if (role == "expert") {
     if (index < 0 || index >= options.n_expert_workers) return error(StatusCode::kInvalidArgument, "no expert worker {}", index);
     MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(setup.config, setup, *backend, options, index));
+    setup.source.reset();
     MSI_ASSIGN_OR_RETURN(auto receiver, dispatch->open_receiver(index));
     MSI_ASSIGN_OR_RETURN(auto sender, combine->open_sender(index));
     ExpertServer server(setup.config, *worker, std::move(receiver), std::move(sender), n_attention,
@@ -285,12 +336,22 @@ Status run_worker(const json& job, const std::string& role, int index) {
 
 }  // namespace
 
-int run_worker_process(const fs::path& job_file, const std::string& role, int index) {
+Result<std::unique_ptr<Deployment>> start_process_deployment(const fs::path& model_dir, const EngineOptions& options,
+                                                             DeploymentCallbacks callbacks, const fs::path& trace_path,
+                                                             const fs::path& self_exe) {
+  MSI_RETURN_IF_ERROR(validate_engine_options(options));
+  auto d = std::make_unique<ProcessDeployment>(options, std::move(callbacks), trace_path, self_exe);
+  MSI_RETURN_IF_ERROR(d->start(model_dir));
+  return std::unique_ptr<Deployment>(std::move(d));
+}
+
+int run_worker_process(const fs::path& job_file, const std::string& role, int index, int events_fd, int reports_fd) {
+  ::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an error return, not a signal
   const std::string label = role + " worker " + std::to_string(index);
   Status st = Status::ok();
   try {
     auto job = read_json_file(job_file);
-    st = job.is_ok() ? run_worker(*job, role, index) : job.status();
+    st = job.is_ok() ? run_worker(*job, role, index, events_fd, reports_fd) : job.status();
   } catch (const nlohmann::json::exception& e) {
     st = error(StatusCode::kInvalidArgument, "bad job file {}: {}", job_file.string(), e.what());
   }

@@ -10,7 +10,10 @@
 #include "backend/backend.h"
 #include "comm/m2n.h"
 #include "engine/attention_runner.h"
-#include "engine/engine.h"
+#include "engine/engine_options.h"
+#include "roles/expert_placement.h"
+#include "roles/attention_worker.h"
+#include "roles/expert_worker.h"
 #include "model/safetensors.h"
 
 namespace msi {

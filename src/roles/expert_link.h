@@ -24,6 +24,10 @@ class ExpertLink {
   // into out [n, hidden]. Returns the OR of the replies' flags. A dead or silent peer is an
   // error naming it.
   virtual Result<uint32_t> receive(const UnitId& unit, const Tensor& out) = 0;
+  // While patient, receive() waits without a deadline (a dead peer is still an error): used for
+  // the first reply after a step where the whole deployment was idle, which comes only when
+  // some worker gets work.
+  virtual void set_patient(bool patient) = 0;
 };
 
 }  // namespace msi

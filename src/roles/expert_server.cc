@@ -24,14 +24,18 @@ Status ExpertServer::run() {
     for (size_t li = 0; li < moe_layers_.size() && !idle_step; ++li) {
       for (int mb = 0; mb < n_micro_batches_ && !idle_step; ++mb) {
         bool stop = false;
-        MSI_RETURN_IF_ERROR(serve_unit(UnitId{step, moe_layers_[li], mb}, &stop, &idle_step));
+        // After a step where everyone was idle, the next step starts whenever a request comes:
+        // its first unit is waited for without a deadline (dead peers are still noticed).
+        const bool patient = after_idle_step_ && li == 0 && mb == 0;
+        MSI_RETURN_IF_ERROR(serve_unit(UnitId{step, moe_layers_[li], mb}, patient, &stop, &idle_step));
         if (stop) return Status::ok();
       }
     }
+    after_idle_step_ = idle_step;
   }
 }
 
-Status ExpertServer::serve_unit(const UnitId& unit, bool* stop, bool* idle_step) {
+Status ExpertServer::serve_unit(const UnitId& unit, bool patient, bool* stop, bool* idle_step) {
   const int64_t h = config_.hidden_size, k = config_.n_experts_per_tok;
   const bool first_unit_of_step = unit.layer == moe_layers_.front() && unit.micro_batch == 0;
   // Wait for every source's message of this unit.
@@ -39,7 +43,11 @@ Status ExpertServer::serve_unit(const UnitId& unit, bool* stop, bool* idle_step)
   bool all_idle = true, all_shutdown = true;
   int64_t total = 0;
   for (int s = 0; s < n_sources_; ++s) {
-    MSI_ASSIGN_OR_RETURN(comm::Message msg, dispatch_->receive(s, &unit));
+    Result<comm::Message> received = dispatch_->receive(s, &unit);
+    while (patient && received.status().code() == StatusCode::kDeadlineExceeded) {
+      received = dispatch_->receive(s, &unit);
+    }
+    MSI_ASSIGN_OR_RETURN(comm::Message msg, std::move(received));
     headers_[static_cast<size_t>(s)] = msg.header;
     all_idle = all_idle && (msg.header.flags & kFlagIdle) != 0;
     all_shutdown = all_shutdown && (msg.header.flags & kFlagShutdown) != 0;

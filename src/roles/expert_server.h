@@ -33,7 +33,8 @@ class ExpertServer {
  private:
   // Serves one unit; on the first unit of a step where every source is idle, replies kFlagAllIdle
   // (the step ends there: *idle_step) or, when every source also shut down, kFlagStop (*stop).
-  Status serve_unit(const UnitId& unit, bool* stop, bool* idle_step);
+  // `patient`: wait for the unit's messages without a deadline.
+  Status serve_unit(const UnitId& unit, bool patient, bool* stop, bool* idle_step);
 
   const ModelConfig& config_;
   ExpertWorker& worker_;
@@ -46,6 +47,7 @@ class ExpertServer {
   std::vector<DispatchMessage> in_;
   std::vector<CombineMessage> out_;
   std::vector<comm::MessageHeader> headers_;
+  bool after_idle_step_ = false;
 };
 
 }  // namespace msi

@@ -75,7 +75,11 @@ Result<uint32_t> M2NExpertLink::receive(const UnitId& unit, const Tensor& out) {
   const DispatchPlan& plan = plans_[slot];
   uint32_t flags = 0;
   for (int64_t d = 0; d < plan.n_dests(); ++d) {
-    MSI_ASSIGN_OR_RETURN(comm::Message msg, combine_->receive(static_cast<int>(d), &unit));
+    Result<comm::Message> received = combine_->receive(static_cast<int>(d), &unit);
+    while (patient_ && received.status().code() == StatusCode::kDeadlineExceeded) {
+      received = combine_->receive(static_cast<int>(d), &unit);
+    }
+    MSI_ASSIGN_OR_RETURN(comm::Message msg, std::move(received));
     const DispatchPlan::Dest& dest = plan.dest(d);
     const int64_t m = dest.n_tokens();
     flags |= msg.header.flags;

@@ -26,6 +26,7 @@ class M2NExpertLink final : public ExpertLink {
   Status send(const UnitId& unit, const Tensor& hidden, const Tensor& topk_ids,
               const Tensor& topk_weights, uint32_t flags) override;
   Result<uint32_t> receive(const UnitId& unit, const Tensor& out) override;
+  void set_patient(bool patient) override { patient_ = patient; }
 
  private:
   Backend& backend_;
@@ -37,6 +38,7 @@ class M2NExpertLink final : public ExpertLink {
   std::vector<DispatchPlan> plans_;
   std::vector<UnitId> plan_unit_;
   OwnedTensor rows_, ones_;
+  bool patient_ = false;
 };
 
 // The largest dispatch / combine payload for `max_tokens` tokens per unit.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "core/check.h"
 
@@ -167,7 +168,9 @@ void Scheduler::update(std::span<const float> logits, std::vector<SeqOutput>& ou
     SeqOutput out;
     out.id = s->request.id;
     out.token = token;
-    if (s->request.return_logits) out.logits.assign(logits.data() + (row - 1) * vocab, logits.data() + row * vocab);
+    const std::span<const float> raw(logits.data() + (row - 1) * vocab, vocab);
+    if (s->request.return_logits) out.logits.assign(raw.begin(), raw.end());
+    if (s->request.n_logprobs >= 0) compute_logprobs(raw, token, s->request.n_logprobs, out);
     if (is_stop_token(*s, token) && s->n_outputs() >= s->request.min_tokens) {
       out.finished = true;
       out.finish_reason = "stop";
@@ -181,6 +184,27 @@ void Scheduler::update(std::span<const float> logits, std::vector<SeqOutput>& ou
       abort(s->request.id);
     }
     outputs.push_back(std::move(out));
+  }
+}
+
+void compute_logprobs(std::span<const float> logits, int32_t token, int64_t n_top, SeqOutput& out) {
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (float v : logits) max_logit = std::max(max_logit, v);
+  double sum = 0;
+  for (float v : logits) sum += std::exp(static_cast<double>(v) - max_logit);
+  const double log_z = max_logit + std::log(sum);
+  out.logprob = static_cast<float>(logits[static_cast<size_t>(token)] - log_z);
+  out.top_logprobs.clear();
+  const auto k = static_cast<size_t>(std::min<int64_t>(n_top, static_cast<int64_t>(logits.size())));
+  if (k == 0) return;
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<int64_t>(k), ids.end(), [&](int32_t a, int32_t b) {
+    const float la = logits[static_cast<size_t>(a)], lb = logits[static_cast<size_t>(b)];
+    return la > lb || (la == lb && a < b);
+  });
+  for (size_t i = 0; i < k; ++i) {
+    out.top_logprobs.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - log_z));
   }
 }
 

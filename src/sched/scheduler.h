@@ -52,6 +52,7 @@ struct SchedRequest {
   std::vector<int32_t> stop_token_ids;
   int64_t min_tokens = 0;
   bool return_logits = false;
+  int64_t n_logprobs = -1;     // ≥ 0: report the chosen token's logprob and this many top ones
   uint64_t fallback_seed = 0;  // the generator's seed when sampling.has_seed is false
 };
 
@@ -68,7 +69,14 @@ struct SeqOutput {
   bool finished = false;
   std::string finish_reason;   // "stop" | "length" | "abort" when finished
   std::vector<float> logits;   // with return_logits: the vector `token` was chosen from
+  // With n_logprobs ≥ 0: log-softmax of the model's logits (before temperature, top-k/p) at the
+  // chosen token, and the n_logprobs most likely (token, logprob), most likely first.
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top_logprobs;
 };
+
+// Fills out.logprob and out.top_logprobs from a logits row (see SeqOutput).
+void compute_logprobs(std::span<const float> logits, int32_t token, int64_t n_top, SeqOutput& out);
 
 class Scheduler {
  public:

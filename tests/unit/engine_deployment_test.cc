@@ -46,6 +46,7 @@ Result<std::vector<GenerateResult>> run(const std::string& dir, const Deployment
   MSI_ASSIGN_OR_RETURN(auto engine, Engine::create(dir, opt));
   auto results = engine->generate(requests);
   EXPECT_EQ(engine->kv_blocks_in_use(), 0);
+  EXPECT_TRUE(engine->shutdown().is_ok());
   return results;
 }
 

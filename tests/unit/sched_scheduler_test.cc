@@ -2,6 +2,7 @@
 // capacity, preemption by recompute, aborts freeing KV at once, and the stop rules.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <vector>
 
@@ -253,6 +254,28 @@ TEST(Scheduler, ErrorsAndRequestsThatCanNeverFit) {
   ASSERT_FALSE(c.is_ok());
   EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(c.status().message().find("KV cache too small"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace msi
+
+namespace msi {
+namespace {
+
+TEST(Scheduler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f};
+  SeqOutput out;
+  compute_logprobs(logits, 2, 3, out);
+  double z = 0;
+  for (float v : logits) z += std::exp(static_cast<double>(v));
+  EXPECT_NEAR(out.logprob, 2.0 - std::log(z), 1e-6);
+  ASSERT_EQ(out.top_logprobs.size(), 3u);
+  EXPECT_EQ(out.top_logprobs[0].first, 1);  // ties: lower id first
+  EXPECT_EQ(out.top_logprobs[1].first, 3);
+  EXPECT_EQ(out.top_logprobs[2].first, 2);
+  EXPECT_NEAR(out.top_logprobs[0].second, 3.0 - std::log(z), 1e-6);
+  compute_logprobs(logits, 0, 0, out);
+  EXPECT_TRUE(out.top_logprobs.empty());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// msinfer generate: offline generation from token ids; prints one JSON object
-// {"results": [{"prompt_ids", "output_ids", "finish_reason", "logits"?}]}.
+// msinfer generate: offline generation from token ids, text or chats; prints one JSON object
+// {"results": [{"prompt_ids", "output_ids", "finish_reason", "output_text"?, "logits"?}]}, one
+// result per prompt: the --prompt-ids first, then the --prompt texts, then the --chat chats.
 #include <charconv>
 #include <fstream>
 #include <iostream>
@@ -11,7 +12,7 @@
 
 #include "commands.h"
 #include "engine/engine.h"
-#include "engine/process_deployment.h"
+#include "frontend/text_frontend.h"
 
 namespace msi::cli {
 namespace {
@@ -19,6 +20,8 @@ namespace {
 struct GenerateArgs {
   std::string model;
   std::vector<std::string> prompt_ids;
+  std::vector<std::string> prompts;
+  std::string chat_file;
   int64_t max_tokens = 16;
   float temperature = 0.0f;
   float top_p = 1.0f;
@@ -64,17 +67,45 @@ Result<std::vector<int32_t>> parse_ids(const std::string& text) {
 }
 
 int run_generate(const GenerateArgs& a) {
-  if (a.prompt_ids.empty()) return fail("generate needs at least one --prompt-ids");
+  if (a.prompt_ids.empty() && a.prompts.empty() && a.chat_file.empty()) {
+    return fail("generate needs a prompt: --prompt-ids, --prompt or --chat");
+  }
   if (a.temperature < 0) return fail("--temperature must be >= 0");
   if (a.top_p <= 0 || a.top_p > 1) return fail("--top-p must be in (0, 1]");
   if (a.max_tokens < 1) return fail("--max-tokens must be at least 1");
 
-  std::vector<GenerateRequest> requests;
+  // Prompts as token ids: given, or from text and chats through the model's tokenizer.
+  std::vector<std::vector<int32_t>> prompts;
   for (const std::string& text : a.prompt_ids) {
     auto ids = parse_ids(text);
     if (!ids.is_ok()) return fail(ids.status().message());
+    prompts.push_back(std::move(ids).value());
+  }
+  std::unique_ptr<TextFrontend> frontend;
+  if (auto f = TextFrontend::load(a.model); f.is_ok()) {
+    frontend = std::move(f).value();
+  } else if (!a.prompts.empty() || !a.chat_file.empty()) {
+    return fail(f.status().message());  // text needs the tokenizer; ids alone do not
+  }
+  for (const std::string& text : a.prompts) {
+    auto ids = frontend->encode_text(text);
+    if (!ids.is_ok()) return fail(ids.status().message());
+    prompts.push_back(std::move(ids).value());
+  }
+  if (!a.chat_file.empty()) {
+    auto chats = read_chats_file(a.chat_file);
+    if (!chats.is_ok()) return fail(chats.status().message());
+    for (const nlohmann::ordered_json& chat : *chats) {
+      auto ids = frontend->encode_chat(chat, ChatRenderOptions{});
+      if (!ids.is_ok()) return fail(ids.status().message());
+      prompts.push_back(std::move(ids).value());
+    }
+  }
+
+  std::vector<GenerateRequest> requests;
+  for (std::vector<int32_t>& prompt : prompts) {
     GenerateRequest r;
-    r.prompt = std::move(ids).value();
+    r.prompt = std::move(prompt);
     r.sampling.temperature = a.temperature;
     r.sampling.top_p = a.top_p;
     r.sampling.top_k = a.top_k;
@@ -96,9 +127,7 @@ int run_generate(const GenerateArgs& a) {
   opt.n_micro_batches = a.micro_batches;
   opt.peer_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.peer_timeout_s * 1000));
   opt.record_timeline = !a.trace.empty();
-  if (a.transport != "inproc" && a.transport != "shm") {
-    return fail("unknown --transport '" + a.transport + "' (inproc, shm)");
-  }
+  opt.transport = a.transport;
   opt.kv_block_size = a.kv_block_size;
   opt.max_model_len = a.max_model_len;
   opt.max_batched_tokens = a.max_num_batched_tokens;
@@ -120,20 +149,13 @@ int run_generate(const GenerateArgs& a) {
     opt.kv_n_blocks = kv_blocks_needed(requests, max_len, a.kv_block_size);
   }
 
-  Result<std::vector<GenerateResult>> results = error(StatusCode::kInternal, "not run");
-  if (a.transport == "shm") {
-    ProcessDeploymentOptions popt;
-    popt.trace_path = a.trace;
-    results = generate_in_processes(a.model, opt, requests, popt);
-  } else {
-    auto engine = Engine::create(a.model, opt);
-    if (!engine.is_ok()) return fail(engine.status().message());
-    results = (*engine)->generate(requests);
-    if (results.is_ok() && !a.trace.empty()) {
-      Status st = (*engine)->write_trace(a.trace);
-      if (!st.is_ok()) return fail(st.message());
-    }
-  }
+  EngineRunOptions run_options;
+  run_options.trace_path = a.trace;
+  auto engine = Engine::create(a.model, opt, run_options);
+  if (!engine.is_ok()) return fail(engine.status().message());
+  Result<std::vector<GenerateResult>> results = (*engine)->generate(requests);
+  if (!results.is_ok()) return fail(results.status().message());
+  if (Status st = (*engine)->shutdown(); !st.is_ok()) return fail(st.message());  // writes the trace
   if (!results.is_ok()) return fail(results.status().message());
 
   nlohmann::json out = {{"results", nlohmann::json::array()}};
@@ -142,6 +164,11 @@ int run_generate(const GenerateArgs& a) {
     nlohmann::json j = {{"prompt_ids", requests[i].prompt},
                         {"output_ids", r.output_ids},
                         {"finish_reason", r.finish_reason}};
+    if (frontend) {
+      auto text = frontend->decode_output(r.output_ids);
+      if (!text.is_ok()) return fail(text.status().message());
+      j["output_text"] = *text;
+    }
     if (a.return_logits) j["logits"] = r.logits;
     out["results"].push_back(std::move(j));
   }
@@ -164,6 +191,9 @@ void add_generate_command(CLI::App& app, RunFn& run) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate from token-id prompts; prints JSON");
   cmd->add_option("--model", a->model, "Hugging Face model directory")->required();
   cmd->add_option("--prompt-ids", a->prompt_ids, "Comma-separated token ids (repeatable; one batch)");
+  cmd->add_option("--prompt", a->prompts, "Prompt text, tokenized with the model's tokenizer (repeatable)");
+  cmd->add_option("--chat", a->chat_file,
+                  "JSON file: an OpenAI messages list, or a list of them, rendered with the chat template");
   cmd->add_option("--max-tokens", a->max_tokens, "Tokens to generate per prompt")->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass")->capture_default_str();

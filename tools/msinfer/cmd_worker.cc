@@ -13,6 +13,8 @@ struct WorkerArgs {
   std::string job;
   std::string role;
   int index = 0;
+  int events_fd = -1;
+  int reports_fd = -1;
 };
 
 }  // namespace
@@ -24,7 +26,11 @@ void add_worker_command(CLI::App& app, RunFn& run) {
   cmd->add_option("--job", a->job, "Job file written by the supervisor")->required();
   cmd->add_option("--role", a->role, "attention | expert")->required();
   cmd->add_option("--index", a->index, "Worker index within its role")->required();
-  cmd->callback([&run, a] { run = [a] { return run_worker_process(a->job, a->role, a->index); }; });
+  cmd->add_option("--events-fd", a->events_fd, "Pipe of events from the supervisor (attention workers)");
+  cmd->add_option("--reports-fd", a->reports_fd, "Pipe of reports to the supervisor (attention workers)");
+  cmd->callback([&run, a] {
+    run = [a] { return run_worker_process(a->job, a->role, a->index, a->events_fd, a->reports_fd); };
+  });
 }
 
 }  // namespace msi::cli
