@@ -13,6 +13,9 @@ using RunFn = std::function<int()>;
 void add_generate_command(CLI::App& app, RunFn& run);
 void add_make_checkpoint_command(CLI::App& app, RunFn& run);
 void add_worker_command(CLI::App& app, RunFn& run);
+void add_bench_command(CLI::App& app, RunFn& run);
+void add_tokenize_command(CLI::App& app, RunFn& run);
+void add_serve_command(CLI::App& app, RunFn& run);
 
 // Prints "msinfer: error: <message>" to stderr; returns 1.
 int fail(const std::string& message);
