@@ -366,3 +366,36 @@ TEST(Serve, SigtermDuringAStreamExitsZero) {
 }
 
 }  // namespace
+
+namespace {
+
+// The official `openai` npm client against the real server: completions and chat, streaming and
+// not, reproduce the fixture's references; errors reach it as APIError with the status.
+TEST_F(ServeFixture, OfficialOpenAiClientLibrary) {
+  const fs::path repo = kData.parent_path().parent_path();
+  const fs::path script = repo / "tests/e2e/openai_client.mjs";
+  const fs::path ref = kData / "tiny-mixtral" / "reference-recomputed.json";
+  auto r = msi::test::run_program("/usr/bin/env", {"node", script.string(), std::to_string(server_->port()),
+                                                   ref.string(), "tiny-mixtral"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << "\n(needs node and scripts/fetch-test-deps.sh)";
+  const json out = json::parse(r.out);
+  const json cases = reference("tiny-mixtral")["cases"];
+  ASSERT_EQ(out["results"].size(), cases.size() + 1);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const json& got = out["results"][i];
+    EXPECT_EQ(got["text"], cases[i]["output_text"]) << i;
+    EXPECT_EQ(got["stream_text"], cases[i]["output_text"]) << i;
+    EXPECT_EQ(got["finish_reason"], "length");
+    EXPECT_EQ(got["usage"]["completion_tokens"], 10);
+    EXPECT_EQ(got["stream_usage"]["completion_tokens"], 10);
+    EXPECT_EQ(got["usage"]["prompt_tokens"], cases[i]["prompt_ids"].size());
+    if (cases[i]["kind"] == "chat") {
+      EXPECT_EQ(got["role"], "assistant");
+      EXPECT_EQ(got["stream_role"], "assistant");
+    }
+  }
+  EXPECT_EQ(out["results"].back()["status"], 404);
+  EXPECT_EQ(out["models"], json::array({"tiny-mixtral"}));
+}
+
+}  // namespace
