@@ -1,5 +1,4 @@
-// Offline generation requests and results, and their JSON form (the worker processes of a
-// multi-process deployment exchange them as files).
+// Offline generation requests and results.
 #pragma once
 
 #include <cstdint>
@@ -34,10 +33,5 @@ Status validate_requests(const ModelConfig& config, int64_t max_model_len,
 // KV blocks that hold every request to completion: Σ ceil(min(prompt + max_tokens, max_len) / block).
 int64_t kv_blocks_needed(const std::vector<GenerateRequest>& requests, int64_t max_model_len,
                          int64_t block_size);
-
-nlohmann::json request_to_json(const GenerateRequest& r);
-Result<GenerateRequest> request_from_json(const nlohmann::json& j);
-nlohmann::json result_to_json(const GenerateResult& r);
-Result<GenerateResult> result_from_json(const nlohmann::json& j);
 
 }  // namespace msi

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "test_util.h"
 #include "model/config.h"
 
 namespace msi {
@@ -17,23 +18,7 @@ using ::testing::HasSubstr;
 
 const fs::path kData = MSI_TEST_DATA_DIR;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("msinfer-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ / name, std::ios::binary) << text;
-  }
-
- private:
-  fs::path path_;
-};
+using msi::test::TempDir;
 
 // A minimal transformers-4 style qwen3_moe config.
 json qwen3_t4() {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "test_util.h"
 #include "model/arch.h"
 #include "model/dummy.h"
 
@@ -19,20 +20,7 @@ using nlohmann::json;
 
 const fs::path kData = MSI_TEST_DATA_DIR;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("msinfer-dummy-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using msi::test::TempDir;
 
 ModelConfig load_config(const std::string& fixture) {
   auto config = load_model_config(kData / fixture);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "test_util.h"
 #include "model/safetensors.h"
 
 namespace msi {
@@ -18,24 +19,7 @@ using ::testing::HasSubstr;
 
 const fs::path kData = MSI_TEST_DATA_DIR;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("msinfer-st-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path_ / name, std::ios::binary) << bytes;
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
+using msi::test::TempDir;
 
 // A raw safetensors file: u64 LE header length, header text, `data_bytes` zero bytes.
 std::string raw_file(const std::string& header, size_t data_bytes, uint64_t header_len = ~0ull) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "deployment_flags.h"
 #include "engine/engine.h"
 #include "frontend/text_frontend.h"
 
@@ -30,20 +31,9 @@ struct GenerateArgs {
   bool ignore_eos = false;
   bool return_logits = false;
   std::string output;
-  std::string load_format = "auto";
-  std::string device = "cpu";
-  std::string hf_overrides;
-  int attention_workers = 1;
-  int expert_workers = 1;
-  int micro_batches = 1;
-  std::string transport = "inproc";
   std::string trace;
-  double peer_timeout_s = 60;
   int64_t num_kv_blocks = 0;
-  int64_t kv_block_size = 16;
-  int64_t max_model_len = 0;
-  int64_t max_num_batched_tokens = 8192;
-  int64_t max_num_seqs = 256;
+  DeploymentFlags deployment;
 };
 
 Result<std::vector<int32_t>> parse_ids(const std::string& text) {
@@ -119,34 +109,18 @@ int run_generate(const GenerateArgs& a) {
     requests.push_back(std::move(r));
   }
 
-  EngineOptions opt;
-  opt.device = a.device;
-  opt.load_format = a.load_format;
-  opt.n_attention_workers = a.attention_workers;
-  opt.n_expert_workers = a.expert_workers;
-  opt.n_micro_batches = a.micro_batches;
-  opt.peer_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.peer_timeout_s * 1000));
+  auto options = engine_options_from_flags(a.deployment);
+  if (!options.is_ok()) return fail(options.status().message());
+  EngineOptions opt = std::move(options).value();
   opt.record_timeline = !a.trace.empty();
-  opt.transport = a.transport;
-  opt.kv_block_size = a.kv_block_size;
-  opt.max_model_len = a.max_model_len;
-  opt.max_batched_tokens = a.max_num_batched_tokens;
-  opt.max_seqs = a.max_num_seqs;
-  if (!a.hf_overrides.empty()) {
-    opt.hf_overrides = nlohmann::json::parse(a.hf_overrides, nullptr, false);
-    if (opt.hf_overrides.is_discarded() || !opt.hf_overrides.is_object()) {
-      return fail("--hf-overrides must be a JSON object");
-    }
-  }
-  if (a.kv_block_size < 1) return fail("--kv-block-size must be at least 1");
   // KV capacity per attention worker: as given, or enough for every request to run to completion.
   if (a.num_kv_blocks > 0) {
     opt.kv_n_blocks = a.num_kv_blocks;
   } else {
     auto cfg = load_model_config(a.model, opt.hf_overrides.is_null() ? nullptr : &opt.hf_overrides);
     if (!cfg.is_ok()) return fail(cfg.status().message());
-    const int64_t max_len = a.max_model_len > 0 ? a.max_model_len : cfg->max_position_embeddings;
-    opt.kv_n_blocks = kv_blocks_needed(requests, max_len, a.kv_block_size);
+    const int64_t max_len = opt.max_model_len > 0 ? opt.max_model_len : cfg->max_position_embeddings;
+    opt.kv_n_blocks = kv_blocks_needed(requests, max_len, opt.kv_block_size);
   }
 
   EngineRunOptions run_options;
@@ -202,26 +176,10 @@ void add_generate_command(CLI::App& app, RunFn& run) {
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at EOS");
   cmd->add_flag("--return-logits", a->return_logits, "Include each step's logits in the output");
   cmd->add_option("--output", a->output, "Write the JSON here instead of stdout");
-  cmd->add_option("--load-format", a->load_format, "auto | dummy")->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu")->capture_default_str();
-  cmd->add_option("--hf-overrides", a->hf_overrides, "JSON merged over config.json");
-  cmd->add_option("--attention-workers", a->attention_workers, "Attention workers (M, data parallel)")
-      ->capture_default_str();
-  cmd->add_option("--expert-workers", a->expert_workers, "Expert workers (N, expert parallel)")->capture_default_str();
-  cmd->add_option("--micro-batches", a->micro_batches, "Micro-batches per step (m, ping-pong pipeline)")
-      ->capture_default_str();
-  cmd->add_option("--transport", a->transport, "inproc (threads) | shm (one process per worker)")
-      ->capture_default_str();
   cmd->add_option("--trace", a->trace, "Write the workers' timeline as Chrome trace JSON");
-  cmd->add_option("--peer-timeout", a->peer_timeout_s, "Seconds any worker waits for a peer")->capture_default_str();
   cmd->add_option("--num-kv-blocks", a->num_kv_blocks, "KV cache blocks per attention worker (0 = enough for the batch)")
       ->capture_default_str();
-  cmd->add_option("--kv-block-size", a->kv_block_size, "Tokens per KV block")->capture_default_str();
-  cmd->add_option("--max-model-len", a->max_model_len, "0 = the model's max_position_embeddings")
-      ->capture_default_str();
-  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Tokens per step")
-      ->capture_default_str();
-  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences per step")->capture_default_str();
+  add_deployment_flags(cmd, a->deployment);
   cmd->callback([&run, a] { run = [a] { return run_generate(*a); }; });
 }
 

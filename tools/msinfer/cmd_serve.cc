@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "deployment_flags.h"
 #include "frontend/text_frontend.h"
 #include "metrics/registry.h"
 #include "metrics/serving_metrics.h"
@@ -28,19 +29,8 @@ struct ServeArgs {
   int port = 8000;
   std::string served_model_name;
   std::string api_key;
-  std::string load_format = "auto";
-  std::string device = "cpu";
-  std::string hf_overrides;
-  int attention_workers = 1;
-  int expert_workers = 1;
-  int micro_batches = 1;
-  std::string transport = "inproc";
-  double peer_timeout_s = 60;
-  int64_t max_num_seqs = 256;
-  int64_t max_model_len = 0;
-  int64_t max_num_batched_tokens = 8192;
+  DeploymentFlags deployment;
   int64_t kv_cache_tokens = 65536;
-  int64_t kv_block_size = 16;
   int64_t max_concurrent_requests = 0;
   bool reject_when_full = false;
   double queue_timeout_s = 60;
@@ -68,24 +58,10 @@ int run_serve(const ServeArgs& a) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 
-  EngineOptions opt;
-  opt.device = a.device;
-  opt.load_format = a.load_format;
-  if (!a.hf_overrides.empty()) {
-    opt.hf_overrides = nlohmann::json::parse(a.hf_overrides, nullptr, false);
-    if (opt.hf_overrides.is_discarded() || !opt.hf_overrides.is_object()) return fail("--hf-overrides must be a JSON object");
-  }
-  opt.n_attention_workers = a.attention_workers;
-  opt.n_expert_workers = a.expert_workers;
-  opt.n_micro_batches = a.micro_batches;
-  opt.transport = a.transport;
-  opt.peer_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.peer_timeout_s * 1000));
-  opt.max_seqs = a.max_num_seqs;
-  opt.max_model_len = a.max_model_len;
-  opt.max_batched_tokens = a.max_num_batched_tokens;
-  opt.kv_block_size = a.kv_block_size;
-  if (a.kv_block_size < 1) return fail("--kv-block-size must be at least 1");
-  opt.kv_n_blocks = (a.kv_cache_tokens + a.kv_block_size - 1) / a.kv_block_size;
+  auto options = engine_options_from_flags(a.deployment);
+  if (!options.is_ok()) return fail(options.status().message());
+  EngineOptions opt = std::move(options).value();
+  opt.kv_n_blocks = (a.kv_cache_tokens + opt.kv_block_size - 1) / opt.kv_block_size;
   opt.record_timeline = !a.trace.empty();
 
   auto frontend = TextFrontend::load(a.model);
@@ -111,12 +87,12 @@ int run_serve(const ServeArgs& a) {
   so.api_key = a.api_key;
   so.max_body_bytes = static_cast<size_t>(a.max_body_mb) << 20;
   so.n_http_threads = a.http_threads > 0 ? a.http_threads
-                                         : static_cast<int>(std::max<int64_t>(64, 2 * a.max_num_seqs)) + 8;
+                                         : static_cast<int>(std::max<int64_t>(64, 2 * opt.max_seqs)) + 8;
   ApiServer server(**engine, **frontend, registry, so);
   if (Status st = server.bind(); !st.is_ok()) return fail(st.message());
   std::fprintf(stderr, "msinfer: serving %s on http://%s:%d (%d attention x %d expert workers, %d micro-batches, %s)\n",
-               name.c_str(), a.host.c_str(), server.port(), a.attention_workers, a.expert_workers, a.micro_batches,
-               a.transport.c_str());
+               name.c_str(), a.host.c_str(), server.port(), opt.n_attention_workers, opt.n_expert_workers,
+               opt.n_micro_batches, opt.transport.c_str());
   std::fflush(stderr);
 
   std::thread signal_thread([&] {
@@ -150,21 +126,9 @@ void add_serve_command(CLI::App& app, RunFn& run) {
   cmd->add_option("--port", a->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--served-model-name", a->served_model_name, "Model name in the API (default: the directory name)");
   cmd->add_option("--api-key", a->api_key, "Require Authorization: Bearer <key> on /v1");
-  cmd->add_option("--load-format", a->load_format, "auto | dummy")->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu")->capture_default_str();
-  cmd->add_option("--hf-overrides", a->hf_overrides, "JSON merged over config.json");
-  cmd->add_option("--attention-workers", a->attention_workers, "Attention workers (M)")->capture_default_str();
-  cmd->add_option("--expert-workers", a->expert_workers, "Expert workers (N)")->capture_default_str();
-  cmd->add_option("--micro-batches", a->micro_batches, "Micro-batches per step (m)")->capture_default_str();
-  cmd->add_option("--transport", a->transport, "inproc | shm")->capture_default_str();
-  cmd->add_option("--peer-timeout", a->peer_timeout_s, "Seconds a worker waits for a busy peer")->capture_default_str();
-  cmd->add_option("--max-num-seqs", a->max_num_seqs, "Sequences per step and attention worker")->capture_default_str();
-  cmd->add_option("--max-model-len", a->max_model_len, "0: the model's max_position_embeddings")->capture_default_str();
-  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens, "Tokens per step and attention worker")
-      ->capture_default_str();
+  add_deployment_flags(cmd, a->deployment);
   cmd->add_option("--kv-cache-tokens", a->kv_cache_tokens, "KV cache capacity per attention worker, in tokens")
       ->capture_default_str();
-  cmd->add_option("--kv-block-size", a->kv_block_size, "Tokens per KV block")->capture_default_str();
   cmd->add_option("--max-concurrent-requests", a->max_concurrent_requests,
                   "Requests in flight at once (0: no limit); beyond it requests queue or get 503")
       ->capture_default_str();

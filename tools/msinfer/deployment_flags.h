@@ -1,0 +1,36 @@
+// The flags every command that runs a deployment shares (generate, serve; later bench):
+// weights, device, the (M, N, m) placement, transport, batching limits. One flag per
+// EngineOptions knob, with its default in the help text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/engine_options.h"
+
+namespace msi::cli {
+
+struct DeploymentFlags {
+  std::string load_format = "auto";
+  std::string device = "cpu";
+  std::string hf_overrides;
+  int attention_workers = 1;
+  int expert_workers = 1;
+  int micro_batches = 1;
+  std::string transport = "inproc";
+  double peer_timeout_s = 60;
+  int64_t max_num_seqs = 256;
+  int64_t max_model_len = 0;
+  int64_t max_num_batched_tokens = 8192;
+  int64_t kv_block_size = 16;
+};
+
+void add_deployment_flags(CLI::App* cmd, DeploymentFlags& flags);
+
+// EngineOptions from the flags (kv_n_blocks and record_timeline are the caller's).
+// InvalidArgument for a malformed --hf-overrides.
+Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& flags);
+
+}  // namespace msi::cli
