@@ -399,3 +399,46 @@ TEST_F(ServeFixture, OfficialOpenAiClientLibrary) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Serve, AtTheConcurrencyLimitRequestsQueueUntilTheirTimeout) {
+  ServerProcess server;
+  ASSERT_TRUE(server.start({"--model", (kData / "tiny-mixtral").string(), "--max-model-len", "4096",
+                            "--max-concurrent-requests", "1", "--queue-timeout", "30"}))
+      << server.log();
+  // Two at once with one slot: the second waits for the first, then both succeed.
+  auto first = std::async(std::launch::async, [&] {
+    Http h(server.port());
+    return h.post("/v1/completions", {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 300},
+                                      {"ignore_eos", true}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Http http(server.port());
+  auto second = http.post("/v1/completions", {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 3}});
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 200) << second->body;
+  EXPECT_EQ(first.get()->status, 200);
+  EXPECT_EQ(server.stop(), 0) << server.log();
+
+  // With a short queue timeout, a request that cannot get a slot in time gets 503.
+  ServerProcess strict;
+  ASSERT_TRUE(strict.start({"--model", (kData / "tiny-mixtral").string(), "--max-model-len", "4096",
+                            "--max-concurrent-requests", "1", "--queue-timeout", "0.05"}))
+      << strict.log();
+  auto hog = std::async(std::launch::async, [&] {
+    Http h(strict.port());
+    return h.post("/v1/completions", {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 4000},
+                                      {"ignore_eos", true}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Http http2(strict.port());
+  auto late = http2.post("/v1/completions", {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 3}});
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->status, 503) << late->body;
+  EXPECT_EQ(json::parse(late->body)["error"]["code"], 503);
+  EXPECT_EQ(hog.get()->status, 200);
+  EXPECT_EQ(strict.stop(), 0) << strict.log();
+}
+
+}  // namespace
