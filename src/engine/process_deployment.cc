@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -91,7 +92,18 @@ class ProcessDeployment final : public Deployment {
   std::unique_ptr<comm::M2NTransport> dispatch_, combine_;
   std::vector<Child> children_;  // experts first, then attention workers
   std::vector<int> event_fds_, report_fds_;  // this process's ends, per attention worker
-  std::vector<std::unique_ptr<std::mutex>> event_mu_;
+  // NOTE: events are written by one thread per attention worker from an unbounded queue, so
+  // post() never blocks. A blocking write could deadlock: the report reader calls back into the
+  // frontend, which may post (an abort) while the worker, blocked on a full report pipe, is not
+  // reading its events.
+  struct EventQueue {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::string> lines;
+    bool closed = false;
+  };
+  std::vector<std::unique_ptr<EventQueue>> event_queues_;
+  void write_events(int worker);
   std::vector<std::thread> threads_;
 
   mutable std::mutex mu_;
@@ -163,12 +175,15 @@ Status ProcessDeployment::start(const fs::path& model_dir) {
     ::close(rp[1]);
     event_fds_.push_back(ev[1]);
     report_fds_.push_back(rp[0]);
-    event_mu_.push_back(std::make_unique<std::mutex>());
+    event_queues_.push_back(std::make_unique<EventQueue>());
     MSI_RETURN_IF_ERROR(pid.status());
     children_.push_back({*pid, attention_label(a), true});
   }
   threads_.emplace_back([this] { supervise(); });
-  for (int a = 0; a < options_.n_attention_workers; ++a) threads_.emplace_back([this, a] { read_reports(a); });
+  for (int a = 0; a < options_.n_attention_workers; ++a) {
+    threads_.emplace_back([this, a] { read_reports(a); });
+    threads_.emplace_back([this, a] { write_events(a); });
+  }
   return Status::ok();
 }
 
@@ -243,9 +258,35 @@ void ProcessDeployment::read_reports(int worker) {
 
 Status ProcessDeployment::post(int worker, WorkerEvent event) {
   MSI_RETURN_IF_ERROR(failure());
-  std::lock_guard<std::mutex> lock(*event_mu_[static_cast<size_t>(worker)]);
-  return LineWriter(event_fds_[static_cast<size_t>(worker)]).write_line(event_to_json(event).dump())
-      .with_context(attention_label(worker));
+  EventQueue& q = *event_queues_[static_cast<size_t>(worker)];
+  {
+    std::lock_guard<std::mutex> lock(q.mu);
+    if (q.closed) return error(StatusCode::kUnavailable, "{} is gone", attention_label(worker));
+    q.lines.push_back(event_to_json(event).dump());
+  }
+  q.cv.notify_one();
+  return Status::ok();
+}
+
+void ProcessDeployment::write_events(int worker) {
+  EventQueue& q = *event_queues_[static_cast<size_t>(worker)];
+  LineWriter writer(event_fds_[static_cast<size_t>(worker)]);
+  for (;;) {
+    std::string line;
+    {
+      std::unique_lock<std::mutex> lock(q.mu);
+      q.cv.wait(lock, [&] { return q.closed || !q.lines.empty(); });
+      if (q.lines.empty()) return;  // closed and drained
+      line = std::move(q.lines.front());
+      q.lines.pop_front();
+    }
+    if (!writer.write_line(line).is_ok()) {  // the worker is gone; the supervisor reports why
+      std::lock_guard<std::mutex> lock(q.mu);
+      q.closed = true;
+      q.lines.clear();
+      return;
+    }
+  }
 }
 
 Status ProcessDeployment::shutdown(std::chrono::milliseconds timeout) {
@@ -277,8 +318,13 @@ ProcessDeployment::~ProcessDeployment() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  for (int fd : event_fds_) ::close(fd);  // attention workers see EOF and stop
+  for (auto& q : event_queues_) {  // the writers drain what is queued, then end
+    std::lock_guard<std::mutex> lock(q->mu);
+    q->closed = true;
+    q->cv.notify_all();
+  }
   for (auto& t : threads_) t.join();       // the supervisor kills and reaps what is left
+  for (int fd : event_fds_) ::close(fd);
   kill_all();
   for (int fd : report_fds_) ::close(fd);
   std::error_code ec;
