@@ -10,7 +10,8 @@
 
 namespace msi {
 
-// "cpu", or "cuda:N" when built with MSI_CUDA. Unknown or unavailable → InvalidArgument.
+// "cpu", or "cuda" / "cuda:N" when built with MSI_CUDA. An unknown name or a bad index is
+// InvalidArgument; a CUDA device that is not there (or no driver) is Unavailable.
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
 std::vector<std::string> compiled_backends();
 
