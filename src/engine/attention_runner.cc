@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <memory>
 
-#include "engine/worker_channel_inproc.h"
 #include "roles/moe_message.h"
 
 namespace msi {
@@ -74,6 +73,19 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
   return st;
 }
 
+namespace {
+
+// The report of a request that ended without a token (aborted, or refused by the scheduler).
+SeqOutput aborted(int64_t id) {
+  SeqOutput o;
+  o.id = id;
+  o.finished = true;
+  o.finish_reason = "abort";
+  return o;
+}
+
+}  // namespace
+
 Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
   SchedulerConfig sc;
   sc.max_batched_tokens = options_.max_batched_tokens;
@@ -107,11 +119,11 @@ Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
         case WorkerEvent::Kind::kAdd: {
           const int64_t id = e.request.id;
           Status st = scheduler.add(std::move(e.request));
-          if (!st.is_ok()) report.outputs.push_back(SeqOutput{id, -1, true, "abort", {}});
+          if (!st.is_ok()) report.outputs.push_back(aborted(id));
           break;
         }
         case WorkerEvent::Kind::kAbort:
-          if (scheduler.abort(e.id)) report.outputs.push_back(SeqOutput{e.id, -1, true, "abort", {}});
+          if (scheduler.abort(e.id)) report.outputs.push_back(aborted(e.id));
           break;
         case WorkerEvent::Kind::kShutdown: shutting_down = true; break;
         case WorkerEvent::Kind::kWake: break;
@@ -149,52 +161,6 @@ Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
     report.stats = stats();
     MSI_RETURN_IF_ERROR(outbox.emit(report));
   }
-}
-
-namespace {
-
-// Collects an offline run's outputs into results.
-class ResultsOutbox final : public WorkerOutbox {
- public:
-  explicit ResultsOutbox(std::vector<GenerateResult>& results) : results_(results) {}
-  Status emit(const WorkerReport& report) override {
-    for (const SeqOutput& o : report.outputs) {
-      GenerateResult& r = results_.at(static_cast<size_t>(o.id));
-      if (o.token >= 0) r.output_ids.push_back(o.token);
-      if (!o.logits.empty()) r.logits.push_back(o.logits);
-      if (o.finished) r.finish_reason = o.finish_reason;
-    }
-    return Status::ok();
-  }
-
- private:
-  std::vector<GenerateResult>& results_;
-};
-
-}  // namespace
-
-Result<std::vector<GenerateResult>> AttentionRunner::run(const std::vector<GenerateRequest>& requests) {
-  QueueInbox inbox;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    WorkerEvent e;
-    e.kind = WorkerEvent::Kind::kAdd;
-    e.request.id = static_cast<int64_t>(i);
-    e.request.prompt = requests[i].prompt;
-    e.request.sampling = requests[i].sampling;
-    e.request.return_logits = requests[i].return_logits;
-    e.request.fallback_seed = options_.seed + i;
-    inbox.post(std::move(e));
-  }
-  inbox.post(WorkerEvent{WorkerEvent::Kind::kShutdown, {}, 0});
-  std::vector<GenerateResult> results(requests.size());
-  ResultsOutbox outbox(results);
-  MSI_RETURN_IF_ERROR(serve(inbox, outbox));
-  for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i].finish_reason.empty()) {
-      return error(StatusCode::kInternal, "the deployment stopped before request {} finished", i);
-    }
-  }
-  return results;
 }
 
 }  // namespace msi

@@ -19,7 +19,6 @@
 
 #include <vector>
 
-#include "engine/generate_types.h"
 #include "engine/worker_channel.h"
 #include "pipeline/timeline.h"
 #include "roles/attention_worker.h"
@@ -43,10 +42,6 @@ class AttentionRunner {
   // Serves events from `inbox` and reports to `outbox` until the deployment stops (OK) or fails.
   // Requests must have passed validation (prompt length, vocabulary) by the frontend.
   Status serve(WorkerInbox& inbox, WorkerOutbox& outbox);
-
-  // Offline: generates every request to completion (serve() over a fixed inbox), then returns
-  // when the deployment stops. Requests must have passed validate_requests().
-  Result<std::vector<GenerateResult>> run(const std::vector<GenerateRequest>& requests);
 
  private:
   // One step over `chunks`. An empty step sends `probe_flags` (kFlagIdle, kFlagShutdown) with its

@@ -384,12 +384,10 @@ void ApiServer::install_routes() {
       o.add_generation_prompt = t->add_generation_prompt;
       o.tools = t->tools;
       o.extra_context = t->chat_template_kwargs;
-      ids = frontend_.encode_chat(t->messages, o);
-      // A chat template may ask for special tokens to be added on top (vLLM's add_special_tokens).
-      if (ids.is_ok() && t->add_special_tokens) {
-        auto rendered = frontend_.render_chat(t->messages, o);
-        if (rendered.is_ok()) ids = frontend_.encode_text(*rendered, true);
-      }
+      // vLLM's add_special_tokens: the post-processor's tokens on top of what the template wrote.
+      auto rendered = frontend_.render_chat(t->messages, o);
+      ids = rendered.is_ok() ? frontend_.encode_text(*rendered, t->add_special_tokens)
+                             : Result<std::vector<int32_t>>(rendered.status());
     } else {
       ids = frontend_.encode_text(t->prompt, t->add_special_tokens);
     }
@@ -415,8 +413,7 @@ void ApiServer::install_routes() {
       auto handle = engine_.submit(std::move(r));
       if (!handle.is_ok()) {
         for (ChoiceState& o : job.choices) o.handle->cancel();
-        const int status = handle.status().code() == StatusCode::kResourceExhausted ? 503 : 503;
-        return ApiError{status, "", handle.status().message(), ""};
+        return ApiError{503, "", handle.status().message(), ""};  // full, shutting down or failed
       }
       c.handle = *handle;
       job.choices.push_back(std::move(c));
