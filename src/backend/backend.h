@@ -6,6 +6,7 @@
 // the host except copy_to_host. A Backend is used by one thread at a time.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,49 @@
 #include "model/safetensors.h"
 
 namespace msi {
+
+// The device-side routing layout of one MoE unit, written by Backend::moe_align and read by the
+// grouped expert ops. Every tensor lives on the backend's device; the role allocates them once at
+// start-up with the sizes below (`max_tokens` tokens per unit at most).
+//
+// Slots are the experts this layout groups rows for, in order: the experts held locally (one GPU
+// running all of them), or — for a dispatch to several expert workers — destination-major, so that
+// one destination's rows are contiguous. slot_of_expert maps a global expert id to its slot, or −1
+// for an expert whose tokens are not grouped here (their (token, j) pairs are skipped).
+struct MoeLayout {
+  int64_t n_slots = 0;
+  Tensor slot_of_expert;  // [n_experts] i32, input: filled once at start-up
+  Tensor expert_offsets;  // [n_slots + 1] i32: the rows of slot s are [off[s], off[s + 1])
+  Tensor row_token;       // [max_tokens * top_k] i32: the token row each grouped row comes from
+  Tensor row_gate;        // [max_tokens * top_k] f32: its gate weight
+  Tensor token_rows;      // [max_tokens, top_k] i32: grouped row of (token, j); −1 if skipped
+  Tensor tiles;           // [moe_tile_capacity(max_tokens * top_k, n_slots)] i32: the grouped
+                          // GEMMs' work list, in a backend-defined encoding (unused on the CPU)
+};
+
+// Grouped rows are tiled in units of kMoeTileRows for the work list.
+inline constexpr int64_t kMoeTileRows = 64;
+inline int64_t moe_tile_capacity(int64_t max_rows, int64_t n_slots) {
+  return 2 * ((max_rows + kMoeTileRows - 1) / kMoeTileRows + n_slots) + 2;
+}
+
+// Device-timed marks on a backend's stream, for per-stage timings (msinfer bench).
+class DeviceClock {
+ public:
+  virtual ~DeviceClock() = default;
+  // Enqueues a timestamp into mark `i` (i < the count given to make_clock).
+  virtual void record(int i) = 0;
+  // Milliseconds from mark a to mark b; waits until both have been reached.
+  virtual double elapsed_ms(int a, int b) = 0;
+};
+
+// A recorded sequence of a backend's ops, replayed as one launch (a CUDA graph).
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  // Enqueues the recorded ops again, with the same arguments (pointers, shapes) as recorded.
+  virtual void launch() = 0;
+};
 
 struct AttentionShape {
   int64_t n_heads = 0;
@@ -36,6 +80,19 @@ class Backend {
   virtual OwnedTensor alloc(DType dtype, std::initializer_list<int64_t> shape) = 0;
   // Copies a host tensor (F32/F16/BF16) into a new tensor in the compute dtype.
   virtual OwnedTensor upload_weight(const HostTensorView& host) = 0;
+  // Copies a host tensor (F32/F16/BF16) into `dst` (compute dtype, same element count), e.g. one
+  // expert's slice of a stacked [n_experts, rows, cols] weight. Blocks until done.
+  virtual void upload_weight_into(const Tensor& dst, const HostTensorView& host) = 0;
+  // Fills `dst` (compute dtype) with model/dummy.h's deterministic values: element i is
+  // bf16(center + half_width * (2u − 1)), u = (splitmix64(stream + i * golden) >> 40) · 2⁻²⁴,
+  // generated on the device (dummy weights need no host memory). Equal to the host generator's.
+  virtual void fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) = 0;
+  virtual std::unique_ptr<DeviceClock> make_clock(int n_marks) = 0;
+  // Blocks until every op enqueued so far is done.
+  virtual void synchronize() = 0;
+  // Records the ops `enqueue` issues (without running them) into a graph; nullptr when the
+  // backend has no graphs (the CPU). `enqueue` must not block the host or copy to or from it.
+  virtual std::unique_ptr<DeviceGraph> capture(const std::function<void()>& enqueue) { return nullptr; }
   virtual void copy_from_host(const Tensor& dst, const void* src, size_t nbytes) = 0;
   // Blocks until the bytes are on the host.
   virtual void copy_to_host(void* dst, const Tensor& src, size_t nbytes) = 0;
@@ -76,6 +133,29 @@ class Backend {
   virtual void scatter_add_rows(const Tensor& src, const Tensor& rows, const Tensor& scale,
                                 const Tensor& out) = 0;
   virtual void fill_zero(const Tensor& t) = 0;
+  // ids[i] = argmax_j logits[i, j] (F32 logits; ties go to the lowest j, as the greedy sampler).
+  virtual void argmax_rows(const Tensor& logits, const Tensor& ids) = 0;
+
+  // ---- MoE: routing layout and grouped expert MLPs (see MoeLayout) ----
+  // From topk_ids [n, top_k] (global expert ids) and topk_weights [n, top_k] f32, groups the
+  // (token, j) pairs by slot — slot order, then token order, then j — and writes every field of
+  // `layout` except slot_of_expert. n ≤ the layout's max_tokens.
+  virtual void moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
+                         const MoeLayout& layout) = 0;
+  // act[r] = silu(x[row_token[r]] · gate_sᵀ) ⊙ (x[row_token[r]] · up_sᵀ) for every grouped row r
+  // of every slot s. x [n, hidden] (the tokens moe_align saw); w13 [n_slots, 2 * inter, hidden]
+  // (slot s: its gate rows, then its up rows); act [≥ n * top_k, inter] (rows past the grouped
+  // count are left alone).
+  virtual void moe_gate_up(const Tensor& x, const Tensor& w13, const MoeLayout& layout,
+                           const Tensor& act) = 0;
+  // y[r] = row_gate[r] · (act[r] · down_sᵀ) for every grouped row r of every slot s.
+  // act [R, inter] and y [R, hidden] with R ≥ the grouped rows (n * top_k bounds them);
+  // w2 [n_slots, hidden, inter].
+  virtual void moe_down(const Tensor& act, const Tensor& w2, const MoeLayout& layout,
+                        const Tensor& y) = 0;
+  // out[t] += Σ_j y[token_rows[t, j]] over j = 0..top_k−1 with token_rows[t, j] ≥ 0, summed in
+  // fp32 in j order, then added to out. out [n, hidden].
+  virtual void moe_combine(const Tensor& y, const MoeLayout& layout, const Tensor& out) = 0;
   // dst = src (same byte size), device to device.
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;
 };

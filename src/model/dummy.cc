@@ -55,17 +55,19 @@ Distribution distribution_of(const TensorSpec& spec) {
   }
 }
 
+GeneratedTensor generated_of(const TensorSpec& spec, uint64_t seed) {
+  const Distribution dist = distribution_of(spec);
+  return GeneratedTensor{splitmix64(fnv1a64(spec.name) ^ splitmix64(seed)), dist.center, dist.half_width};
+}
+
 // The BF16 bytes (little-endian) of one tensor; depends only on (seed, spec).
 std::vector<uint8_t> generate_dummy_tensor(const TensorSpec& spec, uint64_t seed) {
   int64_t numel = 1;
   for (int64_t d : spec.shape) numel *= d;
-  const Distribution dist = distribution_of(spec);
-  const uint64_t stream = splitmix64(fnv1a64(spec.name) ^ splitmix64(seed));
+  const GeneratedTensor g = generated_of(spec, seed);
   std::vector<uint8_t> bytes(static_cast<size_t>(numel) * 2);
   for (int64_t i = 0; i < numel; ++i) {
-    const uint64_t z = splitmix64(stream + static_cast<uint64_t>(i) * kGolden);
-    const float u = static_cast<float>(z >> 40) * 0x1p-24f;  // [0, 1)
-    const uint16_t v = f32_to_bf16(dist.center + dist.half_width * (2.0f * u - 1.0f));
+    const uint16_t v = dummy_value_bf16(g, i);
     bytes[2 * i] = static_cast<uint8_t>(v & 0xff);
     bytes[2 * i + 1] = static_cast<uint8_t>(v >> 8);
   }
@@ -79,6 +81,12 @@ class DummySource final : public TensorSource {
       std::string name = spec.name;
       specs_.emplace(std::move(name), std::move(spec));
     }
+  }
+
+  std::optional<GeneratedTensor> generated(const std::string& name) const override {
+    auto it = specs_.find(name);
+    if (it == specs_.end()) return std::nullopt;
+    return generated_of(it->second, seed_);
   }
 
   void release(const std::string& name) const override {
@@ -134,6 +142,15 @@ int64_t bf16_bytes(const TensorSpec& spec) {
 }
 
 }  // namespace
+
+uint16_t dummy_value_bf16(const GeneratedTensor& g, int64_t i) {
+  const uint64_t z = splitmix64(g.stream + static_cast<uint64_t>(i) * kGolden);
+  const float u = static_cast<float>(z >> 40) * 0x1p-24f;  // [0, 1)
+  // NOTE: written as separate roundings (no fused multiply-add) so the device generator, which
+  // uses __fmul_rn / __fadd_rn, produces the same bits.
+  const float scaled = g.half_width * (2.0f * u - 1.0f);
+  return f32_to_bf16(g.center + scaled);
+}
 
 std::unique_ptr<TensorSource> make_dummy_source(const ModelConfig& config, uint64_t seed) {
   return std::make_unique<DummySource>(config, seed);

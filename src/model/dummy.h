@@ -15,7 +15,12 @@ namespace msi {
 // deterministically from (seed, tensor name): the same name always gives the same values.
 // Values: norms ~1 (1 + small noise); other weights uniform in ±1/sqrt(fan_in); biases small.
 // Generated tensors are BF16 (like real checkpoints). Thread-safe.
+// Its generated() describes every tensor, so a backend may generate it on the device instead.
 std::unique_ptr<TensorSource> make_dummy_source(const ModelConfig& config, uint64_t seed = 0);
+
+// Element i of a generated tensor, as bf16 bits (the host generator; Backend::fill_dummy
+// reproduces it on a device).
+uint16_t dummy_value_bf16(const GeneratedTensor& g, int64_t i);
 
 // Writes a complete random HF-layout checkpoint for `config_json` into `out_dir`:
 // config.json (as given), model.safetensors or shards of at most `max_shard_bytes` with

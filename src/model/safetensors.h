@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,15 @@ class SafetensorsFile {
   std::map<std::string, HostTensorView> tensors_;
 };
 
+// A tensor a source generates rather than stores (dummy weights): element i is
+// bf16(center + half_width * (2u − 1)) with u from splitmix64(stream + i · golden) (model/dummy.h),
+// so a backend can generate it on its device (Backend::fill_dummy) without host memory.
+struct GeneratedTensor {
+  uint64_t stream = 0;
+  float center = 0.0f;
+  float half_width = 0.0f;
+};
+
 // Where a role's weights come from: a checkpoint directory, or generated dummy weights.
 class TensorSource {
  public:
@@ -66,6 +76,8 @@ class TensorSource {
   // again, so a generating source may free it (a 200 GB model then never sits in host memory
   // twice). Optional; a later get() of the same name still works.
   virtual void release(const std::string& name) const {}
+  // For a generating source: how to generate the named tensor on a device instead of get().
+  virtual std::optional<GeneratedTensor> generated(const std::string& name) const { return std::nullopt; }
 };
 
 // All *.safetensors of a model directory: model.safetensors.index.json when present (every

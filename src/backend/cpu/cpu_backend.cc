@@ -1,11 +1,14 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <vector>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 #include "backend/cpu/ops.h"
+#include "model/dummy.h"
 
 namespace msi {
 namespace {
@@ -36,6 +39,42 @@ OwnedTensor CpuBackend::upload_weight(const HostTensorView& host) {
   convert_to_f32(host.data, host.dtype, owned.tensor.as<float>(),
                  static_cast<size_t>(host.numel()));
   return owned;
+}
+
+void CpuBackend::upload_weight_into(const Tensor& dst, const HostTensorView& host) {
+  check_f32(dst, "upload destination");
+  MSI_CHECK(dst.numel() == host.numel(), "upload of {} elements into {}", host.numel(), dst.numel());
+  convert_to_f32(host.data, host.dtype, dst.as<float>(), static_cast<size_t>(host.numel()));
+}
+
+void CpuBackend::fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) {
+  check_f32(dst, "dummy weight");
+  const GeneratedTensor g{stream, center, half_width};
+  float* out = dst.as<float>();
+  for (int64_t i = 0; i < dst.numel(); ++i) out[i] = bf16_to_f32(dummy_value_bf16(g, i));
+}
+
+namespace {
+
+// Host timestamps: every CPU op has finished when it returns.
+class HostClock final : public DeviceClock {
+ public:
+  explicit HostClock(int n) : marks_(static_cast<size_t>(n)) {}
+  void record(int i) override { marks_.at(static_cast<size_t>(i)) = std::chrono::steady_clock::now(); }
+  double elapsed_ms(int a, int b) override {
+    return std::chrono::duration<double, std::milli>(marks_.at(static_cast<size_t>(b)) -
+                                                     marks_.at(static_cast<size_t>(a)))
+        .count();
+  }
+
+ private:
+  std::vector<std::chrono::steady_clock::time_point> marks_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceClock> CpuBackend::make_clock(int n_marks) {
+  return std::make_unique<HostClock>(n_marks);
 }
 
 void CpuBackend::copy_from_host(const Tensor& dst, const void* src, size_t nbytes) {
@@ -168,6 +207,20 @@ void CpuBackend::fill_zero(const Tensor& t) { std::memset(t.data, 0, t.nbytes())
 void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
   MSI_CHECK(dst.nbytes() == src.nbytes(), "copy of {} bytes into {}", src.nbytes(), dst.nbytes());
   std::memmove(dst.data, src.data, src.nbytes());
+}
+
+void CpuBackend::argmax_rows(const Tensor& logits, const Tensor& ids) {
+  check_f32(logits, "argmax logits");
+  MSI_CHECK(ids.dtype == DType::kI32 && ids.numel() >= logits.rows(), "argmax ids");
+  const int64_t n = logits.rows(), v = logits.cols();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = logits.as<float>() + i * v;
+    int64_t best = 0;
+    for (int64_t j = 1; j < v; ++j) {
+      if (row[j] > row[best]) best = j;
+    }
+    ids.as<int32_t>()[i] = static_cast<int32_t>(best);
+  }
 }
 
 }  // namespace msi

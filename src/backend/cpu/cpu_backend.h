@@ -14,6 +14,10 @@ class CpuBackend final : public Backend {
 
   OwnedTensor alloc(DType dtype, std::initializer_list<int64_t> shape) override;
   OwnedTensor upload_weight(const HostTensorView& host) override;
+  void upload_weight_into(const Tensor& dst, const HostTensorView& host) override;
+  void fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) override;
+  std::unique_ptr<DeviceClock> make_clock(int n_marks) override;
+  void synchronize() override {}
   void copy_from_host(const Tensor& dst, const void* src, size_t nbytes) override;
   void copy_to_host(void* dst, const Tensor& src, size_t nbytes) override;
 
@@ -39,6 +43,15 @@ class CpuBackend final : public Backend {
   void scatter_add_rows(const Tensor& src, const Tensor& rows, const Tensor& scale,
                         const Tensor& out) override;
   void fill_zero(const Tensor& t) override;
+  void argmax_rows(const Tensor& logits, const Tensor& ids) override;
+  // MoE ops: backend/cpu/moe.cc.
+  void moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
+                 const MoeLayout& layout) override;
+  void moe_gate_up(const Tensor& x, const Tensor& w13, const MoeLayout& layout,
+                   const Tensor& act) override;
+  void moe_down(const Tensor& act, const Tensor& w2, const MoeLayout& layout,
+                const Tensor& y) override;
+  void moe_combine(const Tensor& y, const MoeLayout& layout, const Tensor& out) override;
   void copy(const Tensor& dst, const Tensor& src) override;
 };
 

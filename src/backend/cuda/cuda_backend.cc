@@ -9,8 +9,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "backend/cuda/argmax.cuh"
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/dummy.cuh"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/moe.cuh"
 #include "backend/cuda/norm.cuh"
@@ -65,6 +67,9 @@ Result<std::unique_ptr<Backend>> CudaBackend::create(int index) {
   MSI_CUBLAS_CHECK(cublasSetStream(b->cublas_, b->stream_));
   MSI_CUBLAS_CHECK(cublasSetWorkspace(b->cublas_, b->cublas_workspace_, kCublasWorkspaceBytes));
   MSI_CUBLAS_CHECK(cublasSetPointerMode(b->cublas_, CUBLAS_POINTER_MODE_HOST));
+  b->n_sms_ = prop.multiProcessorCount;
+  b->attention_workspace_ = b->alloc(
+      DType::kU8, {static_cast<int64_t>(cuda::kPagedAttentionWorkspaceBytes)});
   return std::unique_ptr<Backend>(std::move(b));
 }
 
@@ -137,6 +142,113 @@ OwnedTensor CudaBackend::upload_weight(const HostTensorView& host) {
     MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));  // staged is reused by the next chunk
   }
   return owned;
+}
+
+void CudaBackend::upload_weight_into(const Tensor& dst, const HostTensorView& host) {
+  check_dtype(dst, DType::kBF16, "upload destination");
+  MSI_CHECK(dst.numel() == host.numel(), "upload of {} elements into {}", host.numel(), dst.numel());
+  MSI_CHECK(host.dtype == DType::kF32 || host.dtype == DType::kF16 || host.dtype == DType::kBF16,
+            "cuda: cannot upload a {} weight", dtype_name(host.dtype));
+  make_current();
+  const size_t n = static_cast<size_t>(host.numel());
+  auto* out = static_cast<uint16_t*>(dst.data);
+  if (host.dtype == DType::kBF16) {
+    MSI_CUDA_CHECK(cudaMemcpyAsync(out, host.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice, stream_));
+    MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
+  std::vector<float> f32(std::min(n, kUploadChunkElems));
+  std::vector<uint16_t> staged(f32.size());
+  const size_t src_elem = dtype_size(host.dtype);
+  for (size_t begin = 0; begin < n; begin += kUploadChunkElems) {
+    const size_t count = std::min(kUploadChunkElems, n - begin);
+    convert_to_f32(static_cast<const char*>(host.data) + begin * src_elem, host.dtype, f32.data(), count);
+    for (size_t i = 0; i < count; ++i) staged[i] = f32_to_bf16(f32[i]);
+    MSI_CUDA_CHECK(cudaMemcpyAsync(out + begin, staged.data(), count * sizeof(uint16_t),
+                                   cudaMemcpyHostToDevice, stream_));
+    MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));  // staged is reused by the next chunk
+  }
+}
+
+void CudaBackend::fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) {
+  check_dtype(dst, DType::kBF16, "dummy weight");
+  make_current();
+  cuda::launch_fill_dummy(bf(dst), dst.numel(), stream, center, half_width, stream_);
+}
+
+namespace {
+
+class EventClock final : public DeviceClock {
+ public:
+  EventClock(int device, cudaStream_t stream, int n) : device_(device), stream_(stream) {
+    MSI_CUDA_CHECK(cudaSetDevice(device));
+    events_.resize(static_cast<size_t>(n));
+    for (cudaEvent_t& e : events_) MSI_CUDA_CHECK(cudaEventCreate(&e));
+  }
+  ~EventClock() override {
+    if (cudaSetDevice(device_) != cudaSuccess) return;
+    for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
+  }
+  void record(int i) override {
+    MSI_CUDA_CHECK(cudaSetDevice(device_));
+    MSI_CUDA_CHECK(cudaEventRecord(events_.at(static_cast<size_t>(i)), stream_));
+  }
+  double elapsed_ms(int a, int b) override {
+    MSI_CUDA_CHECK(cudaSetDevice(device_));
+    MSI_CUDA_CHECK(cudaEventSynchronize(events_.at(static_cast<size_t>(b))));
+    float ms = 0.0f;
+    MSI_CUDA_CHECK(cudaEventElapsedTime(&ms, events_.at(static_cast<size_t>(a)), events_.at(static_cast<size_t>(b))));
+    return ms;
+  }
+
+ private:
+  int device_;
+  cudaStream_t stream_;
+  std::vector<cudaEvent_t> events_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceClock> CudaBackend::make_clock(int n_marks) {
+  return std::make_unique<EventClock>(index_, stream_, n_marks);
+}
+
+namespace {
+
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(int device, cudaStream_t stream, cudaGraphExec_t exec) : device_(device), stream_(stream), exec_(exec) {}
+  ~CudaGraph() override {
+    if (cudaSetDevice(device_) == cudaSuccess) (void)cudaGraphExecDestroy(exec_);
+  }
+  void launch() override {
+    MSI_CUDA_CHECK(cudaSetDevice(device_));
+    MSI_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+
+ private:
+  int device_;
+  cudaStream_t stream_;
+  cudaGraphExec_t exec_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceGraph> CudaBackend::capture(const std::function<void()>& enqueue) {
+  make_current();
+  MSI_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  enqueue();
+  cudaGraph_t graph = nullptr;
+  MSI_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  MSI_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  MSI_CUDA_CHECK(cudaGraphDestroy(graph));
+  return std::make_unique<CudaGraph>(index_, stream_, exec);
+}
+
+void CudaBackend::synchronize() {
+  make_current();
+  MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaBackend::copy_from_host(const Tensor& dst, const void* src, size_t nbytes) {
@@ -268,15 +380,16 @@ void CudaBackend::paged_attention(const Tensor& q, const Tensor& k_cache, const 
                                   const AttentionShape& shape) {
   MSI_CHECK(shape.n_kv_heads > 0 && shape.n_heads > 0 && shape.n_heads % shape.n_kv_heads == 0,
             "paged_attention: n_heads={} n_kv_heads={}", shape.n_heads, shape.n_kv_heads);
-  MSI_CHECK(shape.head_dim > 0 && shape.head_dim <= cuda::kMaxHeadDim,
-            "paged_attention: head_dim={} (this kernel takes up to {})", shape.head_dim,
-            cuda::kMaxHeadDim);
+  MSI_CHECK(shape.head_dim > 0 && shape.head_dim <= cuda::kMaxHeadDim && shape.head_dim % 8 == 0,
+            "paged_attention: head_dim={} (this kernel takes multiples of 8 up to {})",
+            shape.head_dim, cuda::kMaxHeadDim);
   MSI_CHECK(shape.block_size > 0 && shape.max_blocks_per_seq > 0,
             "paged_attention: block_size={} max_blocks_per_seq={}", shape.block_size,
             shape.max_blocks_per_seq);
   MSI_CHECK(q.cols() == shape.n_heads * shape.head_dim && out.numel() == q.numel() &&
                 k_cache.cols() == shape.n_kv_heads * shape.head_dim,
             "paged_attention shapes");
+  MSI_CHECK(k_cache.rows() <= INT32_MAX, "paged_attention: slots are int32 in the kernel");
   check_dtype(q, DType::kBF16, "attention q");
   check_dtype(out, DType::kBF16, "attention out");
   check_dtype(k_cache, DType::kBF16, "k_cache");
@@ -295,8 +408,15 @@ void CudaBackend::paged_attention(const Tensor& q, const Tensor& k_cache, const 
   a.token_seq = ci32(token_seq);
   a.token_pos = ci32(token_pos);
   a.block_tables = ci32(block_tables);
+  // 16-byte rows: the kernel moves q, K, V and out in 16- and 8-byte vectors.
+  for (const Tensor* t : {&q, &k_cache, &v_cache, &out}) {
+    MSI_CHECK(reinterpret_cast<uintptr_t>(t->data) % 16 == 0,
+              "paged_attention: tensors must be 16-byte aligned");
+  }
+  a.n_splits = cuda::plan_paged_attention_splits(a, n_sms_, attention_workspace_.tensor.nbytes());
   make_current();
-  cuda::launch_paged_attention(cbf(q), cbf(k_cache), cbf(v_cache), bf(out), a, stream_);
+  cuda::launch_paged_attention(cbf(q), cbf(k_cache), cbf(v_cache), bf(out), a,
+                               attention_workspace_.tensor.data, stream_);
 }
 
 void CudaBackend::router_topk(const Tensor& logits, const Tensor& ids, const Tensor& weights,
@@ -387,6 +507,14 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
   make_current();
   MSI_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, src.nbytes(), cudaMemcpyDeviceToDevice,
                                  stream_));
+}
+
+void CudaBackend::argmax_rows(const Tensor& logits, const Tensor& ids) {
+  check_dtype(logits, DType::kF32, "argmax logits");
+  check_dtype(ids, DType::kI32, "argmax ids");
+  MSI_CHECK(ids.numel() >= logits.rows(), "argmax: {} ids for {} rows", ids.numel(), logits.rows());
+  make_current();
+  cuda::launch_argmax_rows(logits.as<float>(), logits.rows(), logits.cols(), ids.as<int32_t>(), stream_);
 }
 
 }  // namespace msi

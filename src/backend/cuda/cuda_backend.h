@@ -38,6 +38,13 @@ class CudaBackend final : public Backend {
   OwnedTensor alloc(DType dtype, std::initializer_list<int64_t> shape) override;
   // Converts to bf16 on the host in chunks and copies; blocks until the copy is done.
   OwnedTensor upload_weight(const HostTensorView& host) override;
+  void upload_weight_into(const Tensor& dst, const HostTensorView& host) override;
+  void fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) override;
+  // cudaEvents recorded on the stream.
+  std::unique_ptr<DeviceClock> make_clock(int n_marks) override;
+  void synchronize() override;
+  // Stream capture (thread-local mode) into an instantiated CUDA graph.
+  std::unique_ptr<DeviceGraph> capture(const std::function<void()>& enqueue) override;
   // Enqueued on the stream. NOTE: `src` is pageable host memory in every caller, for which the
   // runtime stages the bytes before returning, so the caller may reuse `src` at once. Pinned
   // memory would not be staged: keep it unchanged until the stream has passed this point.
@@ -70,6 +77,15 @@ class CudaBackend final : public Backend {
   void scatter_add_rows(const Tensor& src, const Tensor& rows, const Tensor& scale,
                         const Tensor& out) override;
   void fill_zero(const Tensor& t) override;
+  void argmax_rows(const Tensor& logits, const Tensor& ids) override;
+  // MoE ops: backend/cuda/cuda_backend_moe.cc.
+  void moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
+                 const MoeLayout& layout) override;
+  void moe_gate_up(const Tensor& x, const Tensor& w13, const MoeLayout& layout,
+                   const Tensor& act) override;
+  void moe_down(const Tensor& act, const Tensor& w2, const MoeLayout& layout,
+                const Tensor& y) override;
+  void moe_combine(const Tensor& y, const MoeLayout& layout, const Tensor& out) override;
   void copy(const Tensor& dst, const Tensor& src) override;
 
   cudaStream_t stream() const { return stream_; }
@@ -85,6 +101,10 @@ class CudaBackend final : public Backend {
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
   std::string device_name_;
+  int n_sms_ = 0;  // streaming multiprocessors: the attention split planner fills them
+  // paged_attention's split workspace (cuda::kPagedAttentionWorkspaceBytes), allocated in create
+  // so that no call allocates.
+  OwnedTensor attention_workspace_;
 };
 
 }  // namespace msi
