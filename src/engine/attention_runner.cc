@@ -10,7 +10,7 @@ namespace msi {
 AttentionRunner::AttentionRunner(const ModelConfig& config, AttentionWorker& worker, ExpertLink& link,
                                  const RunnerOptions& options, Timeline* timeline)
     : config_(config), worker_(worker), link_(link), options_(options), timeline_(timeline),
-      logits_(static_cast<size_t>(options.max_seqs * config.vocab_size)) {
+      logits_(static_cast<size_t>(options.max_seqs * config.vocab_size)), ids_(static_cast<size_t>(options.max_seqs)) {
   for (int l = 0; l < config.n_layers; ++l) {
     if (config.is_moe_layer(l)) {
       first_moe_layer_ = l;
@@ -21,10 +21,19 @@ AttentionRunner::AttentionRunner(const ModelConfig& config, AttentionWorker& wor
 }
 
 Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags,
-                                 uint32_t* reply) {
+                                 uint32_t* reply, bool device_argmax) {
   *reply = 0;
   const bool idle = chunks.empty();
   if (!idle) after_idle_step_ = false;
+  if (options_.use_graphs && worker_.graph_eligible(chunks, options_.n_micro_batches, link_)) {
+    // A whole decode step in one device launch (no per-op launches on the host).
+    Timeline::Span span = timeline_ ? timeline_->begin(SpanKind::kAttention, {step, -1, 0}, static_cast<int64_t>(chunks.size()))
+                                    : Timeline::Span{};
+    Status st = worker_.run_decode_graph(chunks, step, link_, device_argmax ? nullptr : logits_.data(),
+                                         device_argmax ? ids_.data() : nullptr);
+    if (timeline_) timeline_->end(span);
+    return st;
+  }
   Timeline::Span plan = timeline_ ? timeline_->begin(SpanKind::kStepPlan, {step, -1, -1}) : Timeline::Span{};
   MSI_RETURN_IF_ERROR(worker_.begin_step(chunks, options_.n_micro_batches, step));
   if (timeline_) timeline_->end(plan);
@@ -68,7 +77,7 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
     if (!probe_done) MSI_RETURN_IF_ERROR(combine(n_layers - 1, mb));
   }
   Timeline::Span logits = timeline_ ? timeline_->begin(SpanKind::kLogits, {step, -1, -1}) : Timeline::Span{};
-  Status st = worker_.finish_step(logits_.data());
+  Status st = device_argmax ? worker_.finish_step_argmax(ids_.data()) : worker_.finish_step(logits_.data());
   if (timeline_) timeline_->end(logits);
   return st;
 }
@@ -143,7 +152,10 @@ Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
     }
     const uint32_t probe = kFlagIdle | (shutting_down && !scheduler.has_work() ? kFlagShutdown : 0u);
     uint32_t reply = 0;
-    MSI_RETURN_IF_ERROR(run_step(chunks, step, probe, &reply));
+    // Greedy steps that need no logits on the host pick their tokens on the device: only the ids
+    // cross (a batch's logits are vocab × 4 bytes per sequence).
+    const bool device_argmax = scheduler.step_is_plain_greedy();
+    MSI_RETURN_IF_ERROR(run_step(chunks, step, probe, &reply, device_argmax));
     if (reply & kFlagStop) return Status::ok();
     if (reply & kFlagAllIdle) {
       // Everyone is idle: sleep until an event. Not if an event came in this step (a wake may
@@ -155,8 +167,12 @@ Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
     if (chunks.empty()) continue;
     report.outputs.clear();
     Timeline::Span sample = timeline_ ? timeline_->begin(SpanKind::kLogits, {step, -1, -1}) : Timeline::Span{};
-    scheduler.update(std::span<const float>(logits_.data(), n_logits * static_cast<size_t>(config_.vocab_size)),
-                     report.outputs);
+    if (device_argmax) {
+      scheduler.update_tokens(std::span<const int32_t>(ids_.data(), n_logits), report.outputs);
+    } else {
+      scheduler.update(std::span<const float>(logits_.data(), n_logits * static_cast<size_t>(config_.vocab_size)),
+                       report.outputs);
+    }
     if (timeline_) timeline_->end(sample);
     report.stats = stats();
     MSI_RETURN_IF_ERROR(outbox.emit(report));

@@ -32,6 +32,7 @@ struct RunnerOptions {
   int64_t max_seqs = 256;
   int64_t max_model_len = 0;
   uint64_t seed = 0;  // generator seed for requests without their own
+  bool use_graphs = true;  // replay eligible decode steps as device graphs (AttentionWorker)
 };
 
 class AttentionRunner {
@@ -47,7 +48,9 @@ class AttentionRunner {
   // One step over `chunks`. An empty step sends `probe_flags` (kFlagIdle, kFlagShutdown) with its
   // first unit and returns the experts' reply flags in *reply (ending the step early when every
   // attention worker is idle).
-  Status run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags, uint32_t* reply);
+  // With `device_argmax` the step ends with greedy token ids in ids_ instead of logits in logits_.
+  Status run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags, uint32_t* reply,
+                  bool device_argmax);
 
   const ModelConfig& config_;
   AttentionWorker& worker_;
@@ -57,6 +60,7 @@ class AttentionRunner {
   int first_moe_layer_ = -1;
   bool after_idle_step_ = false;  // the last step ended with every worker idle
   std::vector<float> logits_;  // [max_seqs, vocab]
+  std::vector<int32_t> ids_;   // [max_seqs]
 };
 
 }  // namespace msi

@@ -48,6 +48,7 @@ class ThreadDeployment final : public Deployment {
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<AttentionWorker>> attention_;
   std::vector<std::unique_ptr<ExpertWorker>> experts_;
+  std::vector<std::unique_ptr<ColocatedExpertLink>> colocated_;  // N = 0: one per attention worker
   std::unique_ptr<comm::M2NTransport> dispatch_, combine_;
   std::vector<std::unique_ptr<QueueInbox>> inboxes_;
   std::vector<std::unique_ptr<Timeline>> timelines_;
@@ -92,6 +93,10 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
   for (int a = 0; a < m; ++a) {
     MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options_.device));
     MSI_ASSIGN_OR_RETURN(auto worker, make_attention_worker(config, setup_, *backend, options_));
+    if (n == 0) {
+      MSI_ASSIGN_OR_RETURN(auto link, make_colocated_link(config, setup_, *backend, options_));
+      colocated_.push_back(std::move(link));
+    }
     backends_.push_back(std::move(backend));
     attention_.push_back(std::move(worker));
     inboxes_.push_back(std::make_unique<QueueInbox>());
@@ -105,23 +110,30 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
     if (options_.record_timeline) timelines_.push_back(std::make_unique<Timeline>(expert_label(x)));
   }
   setup_.source.reset();  // weights are loaded
-  MSI_ASSIGN_OR_RETURN(dispatch_, comm::make_inproc_transport(dispatch_options(config, options_)));
-  MSI_ASSIGN_OR_RETURN(combine_, comm::make_inproc_transport(combine_options(config, options_)));
+  if (n > 0) {
+    MSI_ASSIGN_OR_RETURN(dispatch_, comm::make_inproc_transport(dispatch_options(config, options_)));
+    MSI_ASSIGN_OR_RETURN(combine_, comm::make_inproc_transport(combine_options(config, options_)));
+  }
   auto timeline = [&](size_t i) { return options_.record_timeline ? timelines_[i].get() : nullptr; };
 
   running_ = m + n;
   for (int a = 0; a < m; ++a) {
     threads_.emplace_back([this, a, timeline] {
       Status st = [&]() -> Status {
+        const RunnerOptions ro = runner_options(options_, setup_.max_model_len, 0x9e3779b97f4a7c15ull * (a + 1));
+        CallbackOutbox outbox(a, callbacks_.on_report);
+        if (!colocated_.empty()) {
+          AttentionRunner runner(setup_.config, *attention_[static_cast<size_t>(a)], *colocated_[static_cast<size_t>(a)],
+                                 ro, timeline(static_cast<size_t>(a)));
+          return runner.serve(*inboxes_[static_cast<size_t>(a)], outbox);
+        }
         MSI_ASSIGN_OR_RETURN(auto sender, dispatch_->open_sender(a));
         MSI_ASSIGN_OR_RETURN(auto receiver, combine_->open_receiver(a));
         M2NExpertLink link(*backends_[static_cast<size_t>(a)], setup_.placement, std::move(sender),
                            std::move(receiver), options_.max_batched_tokens, setup_.config.hidden_size,
                            setup_.config.n_experts_per_tok, options_.n_micro_batches);
-        AttentionRunner runner(setup_.config, *attention_[static_cast<size_t>(a)], link,
-                               runner_options(options_, setup_.max_model_len, 0x9e3779b97f4a7c15ull * (a + 1)),
+        AttentionRunner runner(setup_.config, *attention_[static_cast<size_t>(a)], link, ro,
                                timeline(static_cast<size_t>(a)));
-        CallbackOutbox outbox(a, callbacks_.on_report);
         return runner.serve(*inboxes_[static_cast<size_t>(a)], outbox);
       }();
       if (!st.is_ok()) fail(st.with_context(attention_label(a)));

@@ -6,7 +6,14 @@ namespace msi {
 
 Status validate_engine_options(const EngineOptions& o) {
   if (o.n_attention_workers < 1) return error(StatusCode::kInvalidArgument, "--attention-workers must be at least 1");
-  if (o.n_expert_workers < 1) return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 1");
+  if (o.n_expert_workers < 0) {
+    return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 0 (0: experts on each attention worker)");
+  }
+  if (o.n_expert_workers > 0 && o.device.rfind("cuda", 0) == 0) {
+    return error(StatusCode::kInvalidArgument,
+                 "expert workers on a GPU need the GPU M2N transports, which this build does not have yet: use "
+                 "--expert-workers 0 to run the experts on each attention worker's GPU");
+  }
   if (o.n_micro_batches < 1 || o.n_micro_batches > kMaxMicroBatches) {
     return error(StatusCode::kInvalidArgument, "--micro-batches must be in [1, {}]", kMaxMicroBatches);
   }
@@ -38,7 +45,7 @@ nlohmann::json engine_options_to_json(const EngineOptions& o) {
           {"transport", o.transport}, {"max_batched_tokens", o.max_batched_tokens}, {"max_seqs", o.max_seqs},
           {"kv_block_size", o.kv_block_size}, {"kv_n_blocks", o.kv_n_blocks},
           {"max_model_len", o.max_model_len}, {"peer_timeout_ms", o.peer_timeout.count()},
-          {"record_timeline", o.record_timeline}};
+          {"record_timeline", o.record_timeline}, {"enforce_eager", o.enforce_eager}};
 }
 
 Result<EngineOptions> engine_options_from_json(const nlohmann::json& j) {
@@ -59,6 +66,7 @@ Result<EngineOptions> engine_options_from_json(const nlohmann::json& j) {
     o.max_model_len = j.at("max_model_len");
     o.peer_timeout = std::chrono::milliseconds(j.at("peer_timeout_ms").get<int64_t>());
     o.record_timeline = j.at("record_timeline");
+    o.enforce_eager = j.at("enforce_eager");
     return o;
   } catch (const nlohmann::json::exception& e) {
     return error(StatusCode::kInvalidArgument, "bad engine options: {}", e.what());

@@ -21,7 +21,7 @@ struct EngineOptions {
   uint64_t dummy_seed = 0;
   nlohmann::json hf_overrides;       // merged over config.json (null: none)
   int n_attention_workers = 1;       // M
-  int n_expert_workers = 1;          // N
+  int n_expert_workers = 1;          // N; 0: every attention worker holds all experts (colocated)
   int n_micro_batches = 1;           // m
   std::string transport = "inproc";  // inproc: threads; shm: one process per worker
   int64_t max_batched_tokens = 8192;  // per attention worker and step
@@ -31,6 +31,7 @@ struct EngineOptions {
   int64_t max_model_len = 0;         // 0: the model's max_position_embeddings
   std::chrono::milliseconds peer_timeout{60000};  // every M2N wait
   bool record_timeline = false;      // keep per-worker timelines (for --trace)
+  bool enforce_eager = false;        // never replay decode steps as device graphs
 };
 
 // Checks options that do not need the model: counts, micro-batches, KV sizes, transport.

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <cstdio>
@@ -144,7 +145,8 @@ Status ProcessDeployment::start(const fs::path& model_dir) {
   const nlohmann::json* overrides = options_.hf_overrides.is_null() ? nullptr : &options_.hf_overrides;
   MSI_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir, overrides));
   MSI_RETURN_IF_ERROR(resolve_max_model_len(config, options_).status());
-  MSI_RETURN_IF_ERROR(ExpertPlacement::contiguous(config.n_experts, options_.n_expert_workers).status());
+  MSI_RETURN_IF_ERROR(ExpertPlacement::contiguous(config.n_experts, std::max(options_.n_expert_workers, 1)).status());
+  const bool colocated = options_.n_expert_workers == 0;
 
   std::string dir_template = (fs::temp_directory_path() / "msinfer-job-XXXXXX").string();
   if (::mkdtemp(dir_template.data()) == nullptr) {
@@ -152,8 +154,10 @@ Status ProcessDeployment::start(const fs::path& model_dir) {
   }
   dir_ = dir_template;
   const std::string shm_base = fmt::format("/msinfer-{}-{}", ::getpid(), dir_.filename().string());
-  MSI_ASSIGN_OR_RETURN(dispatch_, comm::create_shm_transport(shm_base + "-dispatch", dispatch_options(config, options_)));
-  MSI_ASSIGN_OR_RETURN(combine_, comm::create_shm_transport(shm_base + "-combine", combine_options(config, options_)));
+  if (!colocated) {  // colocated experts need no M2N groups
+    MSI_ASSIGN_OR_RETURN(dispatch_, comm::create_shm_transport(shm_base + "-dispatch", dispatch_options(config, options_)));
+    MSI_ASSIGN_OR_RETURN(combine_, comm::create_shm_transport(shm_base + "-combine", combine_options(config, options_)));
+  }
   EngineOptions worker_options = options_;
   worker_options.record_timeline = !trace_path_.empty();
   const json job = {{"model_dir", model_dir.string()}, {"options", engine_options_to_json(worker_options)},
@@ -338,8 +342,12 @@ Status run_worker(const json& job, const std::string& role, int index, int event
   const fs::path out_dir = job.at("out_dir").get<std::string>();
   MSI_ASSIGN_OR_RETURN(WorkerSetup setup, open_worker_setup(job.at("model_dir").get<std::string>(), options));
   MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
-  MSI_ASSIGN_OR_RETURN(auto dispatch, comm::open_shm_transport(job.at("shm_dispatch"), dispatch_options(setup.config, options)));
-  MSI_ASSIGN_OR_RETURN(auto combine, comm::open_shm_transport(job.at("shm_combine"), combine_options(setup.config, options)));
+  const bool colocated = options.n_expert_workers == 0;
+  std::unique_ptr<comm::M2NTransport> dispatch, combine;
+  if (!colocated) {
+    MSI_ASSIGN_OR_RETURN(dispatch, comm::open_shm_transport(job.at("shm_dispatch"), dispatch_options(setup.config, options)));
+    MSI_ASSIGN_OR_RETURN(combine, comm::open_shm_transport(job.at("shm_combine"), combine_options(setup.config, options)));
+  }
   const int n_attention = options.n_attention_workers;
   const int track = role == "attention" ? index : n_attention + index;  // as in-process
   std::unique_ptr<Timeline> timeline;
@@ -350,12 +358,18 @@ Status run_worker(const json& job, const std::string& role, int index, int event
     if (index < 0 || index >= n_attention) return error(StatusCode::kInvalidArgument, "no attention worker {}", index);
     if (events_fd < 0 || reports_fd < 0) return error(StatusCode::kInvalidArgument, "an attention worker needs its pipes");
     MSI_ASSIGN_OR_RETURN(auto worker, make_attention_worker(setup.config, setup, *backend, options));
+    std::unique_ptr<ExpertLink> link;
+    if (colocated) {
+      MSI_ASSIGN_OR_RETURN(link, make_colocated_link(setup.config, setup, *backend, options));
+    } else {
+      MSI_ASSIGN_OR_RETURN(auto sender, dispatch->open_sender(index));
+      MSI_ASSIGN_OR_RETURN(auto receiver, combine->open_receiver(index));
+      link = std::make_unique<M2NExpertLink>(*backend, setup.placement, std::move(sender), std::move(receiver),
+                                             options.max_batched_tokens, setup.config.hidden_size,
+                                             setup.config.n_experts_per_tok, options.n_micro_batches);
+    }
     setup.source.reset();
-    MSI_ASSIGN_OR_RETURN(auto sender, dispatch->open_sender(index));
-    MSI_ASSIGN_OR_RETURN(auto receiver, combine->open_receiver(index));
-    M2NExpertLink link(*backend, setup.placement, std::move(sender), std::move(receiver), options.max_batched_tokens,
-                       setup.config.hidden_size, setup.config.n_experts_per_tok, options.n_micro_batches);
-    AttentionRunner runner(setup.config, *worker, link,
+    AttentionRunner runner(setup.config, *worker, *link,
                            runner_options(options, setup.max_model_len, 0x9e3779b97f4a7c15ull * (index + 1)),
                            timeline.get());
     PipeInbox inbox(events_fd);

@@ -15,7 +15,9 @@ Result<WorkerSetup> open_worker_setup(const std::filesystem::path& model_dir, co
   if (std::none_of(s.config.layer_is_moe.begin(), s.config.layer_is_moe.end(), [](bool b) { return b; })) {
     return error(StatusCode::kInvalidArgument, "the model has no MoE layers");
   }
-  MSI_ASSIGN_OR_RETURN(s.placement, ExpertPlacement::contiguous(s.config.n_experts, options.n_expert_workers));
+  // Colocated (N = 0): each attention worker holds the one group of all experts.
+  MSI_ASSIGN_OR_RETURN(s.placement,
+                       ExpertPlacement::contiguous(s.config.n_experts, std::max(options.n_expert_workers, 1)));
   if (options.load_format == "dummy") {
     s.source = make_dummy_source(s.config, options.dummy_seed);
   } else if (options.load_format == "auto" || options.load_format == "safetensors") {
@@ -47,6 +49,15 @@ Result<std::unique_ptr<ExpertWorker>> make_expert_worker(const ModelConfig& conf
   // A unit holds at most one micro-batch of every attention worker.
   const int64_t max_rows = options.n_attention_workers * options.max_batched_tokens;
   return std::make_unique<ExpertWorker>(config, backend, std::move(weights), max_rows);
+}
+
+Result<std::unique_ptr<ColocatedExpertLink>> make_colocated_link(const ModelConfig& config, const WorkerSetup& setup,
+                                                                 Backend& backend, const EngineOptions& options) {
+  MSI_CHECK(options.n_expert_workers == 0, "colocated experts need --expert-workers 0");
+  MSI_ASSIGN_OR_RETURN(StackedExpertWeights weights,
+                       load_stacked_expert_weights(config, *setup.source, backend, setup.placement.experts_of(0)));
+  return std::make_unique<ColocatedExpertLink>(config, backend, std::move(weights), options.max_batched_tokens,
+                                               options.n_micro_batches);
 }
 
 comm::M2NOptions dispatch_options(const ModelConfig& config, const EngineOptions& options) {
@@ -83,6 +94,7 @@ RunnerOptions runner_options(const EngineOptions& options, int64_t max_model_len
   r.max_seqs = options.max_seqs;
   r.max_model_len = max_model_len;
   r.seed = seed;
+  r.use_graphs = !options.enforce_eager;
   return r;
 }
 

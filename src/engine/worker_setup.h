@@ -13,6 +13,7 @@
 #include "engine/engine_options.h"
 #include "roles/expert_placement.h"
 #include "roles/attention_worker.h"
+#include "roles/colocated_expert_link.h"
 #include "roles/expert_worker.h"
 #include "model/safetensors.h"
 
@@ -34,6 +35,11 @@ Result<std::unique_ptr<AttentionWorker>> make_attention_worker(const ModelConfig
                                                                Backend& backend, const EngineOptions& options);
 Result<std::unique_ptr<ExpertWorker>> make_expert_worker(const ModelConfig& config, const WorkerSetup& setup,
                                                          Backend& backend, const EngineOptions& options, int index);
+
+// Colocated experts (n_expert_workers == 0): every expert of the model on the attention worker's
+// own backend, behind an ExpertLink that never leaves the device.
+Result<std::unique_ptr<ColocatedExpertLink>> make_colocated_link(const ModelConfig& config, const WorkerSetup& setup,
+                                                                 Backend& backend, const EngineOptions& options);
 
 comm::M2NOptions dispatch_options(const ModelConfig& config, const EngineOptions& options);
 comm::M2NOptions combine_options(const ModelConfig& config, const EngineOptions& options);

@@ -58,6 +58,7 @@ AttentionWorker::AttentionWorker(const ModelConfig& config, Backend& backend, At
   final_rows_ = backend.alloc(dt, {s, h});
   final_normed_ = backend.alloc(dt, {s, h});
   logits_ = backend.alloc(DType::kF32, {s, config.vocab_size});
+  argmax_ids_ = backend.alloc(DType::kI32, {s});
 
   h_tokens_.reserve(static_cast<size_t>(t));
   h_positions_.reserve(static_cast<size_t>(t));
@@ -99,6 +100,20 @@ void AttentionWorker::free_sequence(int64_t seq_id) {
 }
 
 Status AttentionWorker::begin_step(std::span<const SeqChunk> chunks, int n_micro_batches, int64_t step) {
+  MSI_RETURN_IF_ERROR(plan_step(chunks, n_micro_batches, step, 0));
+  embed();
+  return Status::ok();
+}
+
+void AttentionWorker::embed() {
+  if (n_step_tokens_ == 0) return;
+  if (marker_) marker_->mark(Stage::kOther);
+  backend_.embedding(w_.embed.tensor, token_ids_.tensor.slice_rows(0, n_step_tokens_),
+                     residual_.tensor.slice_rows(0, n_step_tokens_));
+}
+
+Status AttentionWorker::plan_step(std::span<const SeqChunk> chunks, int n_micro_batches, int64_t step,
+                                  int64_t pad_to) {
   if (n_micro_batches < 1 || n_micro_batches > opt_.max_micro_batches) {
     return error(StatusCode::kInvalidArgument, "micro-batches must be in [1, {}], got {}",
                  opt_.max_micro_batches, n_micro_batches);
@@ -156,6 +171,19 @@ Status AttentionWorker::begin_step(std::span<const SeqChunk> chunks, int n_micro
     std::copy(table.blocks.begin(), table.blocks.end(), h_block_tables_.begin() + static_cast<int64_t>(i) * max_blocks);
     if (chunks[i].want_logits) h_logit_rows_.push_back(static_cast<int32_t>(h_tokens_.size() - 1));
   }
+  n_real_logit_rows_ = static_cast<int64_t>(h_logit_rows_.size());
+  if (pad_to > total) {
+    // Padding tokens: token 0 at position 0 of chunk 0's sequence, no KV slot (-1: not written);
+    // their logits rows repeat row 0 and are dropped.
+    for (int64_t i = total; i < pad_to; ++i) {
+      h_tokens_.push_back(0);
+      h_positions_.push_back(0);
+      h_slots_.push_back(-1);
+      h_token_seq_.push_back(0);
+    }
+    while (static_cast<int64_t>(h_logit_rows_.size()) < pad_to) h_logit_rows_.push_back(0);
+    total = pad_to;
+  }
   n_step_tokens_ = total;
   n_logit_rows_ = static_cast<int64_t>(h_logit_rows_.size());
 
@@ -173,6 +201,7 @@ Status AttentionWorker::begin_step(std::span<const SeqChunk> chunks, int n_micro
     }
     mb_token_begin_.push_back(cum);
   }
+  mb_token_begin_.back() = total;  // padding tokens (graphs) ride in the last micro-batch
 
   const auto n = static_cast<size_t>(total);
   backend_.copy_from_host(token_ids_.tensor, h_tokens_.data(), n * sizeof(int32_t));
@@ -181,8 +210,63 @@ Status AttentionWorker::begin_step(std::span<const SeqChunk> chunks, int n_micro
   backend_.copy_from_host(token_seq_.tensor, h_token_seq_.data(), n * sizeof(int32_t));
   backend_.copy_from_host(block_tables_.tensor, h_block_tables_.data(), h_block_tables_.size() * sizeof(int32_t));
   backend_.copy_from_host(logit_rows_.tensor, h_logit_rows_.data(), h_logit_rows_.size() * sizeof(int32_t));
-  if (total > 0) {
-    backend_.embedding(w_.embed.tensor, token_ids_.tensor.slice_rows(0, total), residual_.tensor.slice_rows(0, total));
+  return Status::ok();
+}
+
+int64_t AttentionWorker::graph_bucket(int64_t n) const {
+  const int64_t cap = std::min(opt_.max_seqs, opt_.max_batched_tokens);
+  int64_t b = 1;
+  while (b < n) b = b < 16 ? 2 * b : b + (b < 128 ? 16 : 64);  // 1, 2, 4, 8, 16, 32, ..., 128, 192, ...
+  return std::min(b, cap);
+}
+
+bool AttentionWorker::graph_eligible(std::span<const SeqChunk> chunks, int n_micro_batches,
+                                     const ExpertLink& link) const {
+  if (chunks.empty() || n_micro_batches != 1 || marker_ != nullptr || !link.device_local()) return false;
+  if (backend_.device().kind != DeviceKind::kCuda) return false;  // the only backend with graphs
+  if (static_cast<int64_t>(chunks.size()) > std::min(opt_.max_seqs, opt_.max_batched_tokens)) return false;
+  return std::all_of(chunks.begin(), chunks.end(), [](const SeqChunk& c) { return c.tokens.size() == 1 && c.want_logits; });
+}
+
+Status AttentionWorker::run_decode_graph(std::span<const SeqChunk> chunks, int64_t step, ExpertLink& link,
+                                         float* logits_out, int32_t* ids_out) {
+  MSI_CHECK((logits_out == nullptr) != (ids_out == nullptr), "run_decode_graph: one output");
+  MSI_CHECK(graph_eligible(chunks, 1, link), "run_decode_graph: the step does not qualify");
+  const int64_t bucket = graph_bucket(static_cast<int64_t>(chunks.size()));
+  MSI_RETURN_IF_ERROR(plan_step(chunks, 1, step, bucket));
+  // The step body: what the graph records.
+  auto body = [&]() -> Status {
+    embed();
+    const int n_layers = static_cast<int>(config_.n_layers);
+    for (int l = 0; l < n_layers; ++l) {
+      if (l > 0) MSI_RETURN_IF_ERROR(layer_combine(l - 1, 0, link).status());
+      MSI_RETURN_IF_ERROR(layer_attention(l, 0, link));
+    }
+    MSI_RETURN_IF_ERROR(layer_combine(n_layers - 1, 0, link).status());
+    compute_logits();
+    backend_.argmax_rows(logits_.tensor.slice_rows(0, bucket), argmax_ids_.tensor.slice_rows(0, bucket));
+    return Status::ok();
+  };
+  auto it = graphs_.find(bucket);
+  if (it == graphs_.end()) {
+    // First step of this size: run it op by op (which also does every kernel's one-time setup,
+    // such as raising its shared-memory limit, outside a capture), then record the graph for the
+    // next ones.
+    MSI_RETURN_IF_ERROR(body());
+    Status inner;
+    std::unique_ptr<DeviceGraph> graph = backend_.capture([&] { inner = body(); });
+    MSI_RETURN_IF_ERROR(inner);
+    if (graph == nullptr) return error(StatusCode::kUnimplemented, "backend {} records no graphs", backend_.name());
+    graphs_.emplace(bucket, std::move(graph));
+  } else {
+    it->second->launch();
+  }
+  const int64_t n = n_real_logit_rows_;
+  if (ids_out != nullptr) {
+    backend_.copy_to_host(ids_out, argmax_ids_.tensor.slice_rows(0, n), static_cast<size_t>(n) * sizeof(int32_t));
+  } else {
+    const Tensor logits = logits_.tensor.slice_rows(0, n);
+    backend_.copy_to_host(logits_out, logits, logits.nbytes());
   }
   return Status::ok();
 }
@@ -205,6 +289,7 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link, uin
     return moe ? link.send(unit, x, topk_ids, topk_weights, flags) : Status::ok();
   }
   const float eps = config_.rms_norm_eps;
+  if (marker_) marker_->mark(Stage::kAttention);
   if (layer == 0) {
     backend_.rms_norm(residual, lw.attn_norm.tensor, x, eps);
   } else {
@@ -234,6 +319,7 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link, uin
   backend_.add_rms_norm(residual, proj, lw.ffn_norm.tensor, x, eps);
 
   const Tensor mlp_out = rows(mlp_out_, mb);
+  if (marker_) marker_->mark(moe ? Stage::kRouter : Stage::kExperts);
   if (!moe) {  // dense layer: runs here, no experts involved
     backend_.swiglu_mlp(x, lw.dense_gate.tensor, lw.dense_up.tensor, lw.dense_down.tensor, moe_out,
                         mlp_scratch_.tensor);
@@ -243,6 +329,7 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link, uin
   backend_.linear(x, lw.router.tensor, Tensor{}, logits);
   backend_.router_topk(logits, topk_ids, topk_weights, config_.norm_topk_prob);
   MSI_RETURN_IF_ERROR(link.send(unit, x, topk_ids, topk_weights, flags));
+  if (marker_) marker_->mark(Stage::kExperts);
   // While the experts work: the shared expert (Qwen2-MoE), scaled by its sigmoid gate.
   backend_.fill_zero(moe_out);
   if (config_.shared_expert_intermediate_size > 0) {
@@ -260,9 +347,10 @@ Result<uint32_t> AttentionWorker::layer_combine(int layer, int mb, ExpertLink& l
   return link.receive(UnitId{step_, static_cast<int32_t>(layer), static_cast<int32_t>(mb)}, rows(moe_out_, mb));
 }
 
-Status AttentionWorker::finish_step(float* logits_out) {
-  if (n_step_tokens_ == 0 || n_logit_rows_ == 0) return Status::ok();
+bool AttentionWorker::compute_logits() {
+  if (n_step_tokens_ == 0 || n_logit_rows_ == 0) return false;
   const Tensor residual = residual_.tensor.slice_rows(0, n_step_tokens_);
+  if (marker_) marker_->mark(Stage::kOther);
   backend_.add(residual, moe_out_.tensor.slice_rows(0, n_step_tokens_));  // last layer's FFN
   const Tensor final_rows = final_rows_.tensor.slice_rows(0, n_logit_rows_);
   const Tensor final_normed = final_normed_.tensor.slice_rows(0, n_logit_rows_);
@@ -270,7 +358,29 @@ Status AttentionWorker::finish_step(float* logits_out) {
   backend_.gather_rows(residual, logit_rows_.tensor.slice_rows(0, n_logit_rows_), final_rows);
   backend_.rms_norm(final_rows, w_.final_norm.tensor, final_normed, config_.rms_norm_eps);
   backend_.linear(final_normed, w_.lm_head_tensor(), Tensor{}, logits);
+  return true;
+}
+
+Status AttentionWorker::finish_step(float* logits_out) {
+  if (!compute_logits()) return Status::ok();
+  const Tensor logits = logits_.tensor.slice_rows(0, n_real_logit_rows_);
   backend_.copy_to_host(logits_out, logits, logits.nbytes());
+  return Status::ok();
+}
+
+Status AttentionWorker::finish_step_argmax(int32_t* ids_out) {
+  if (!compute_logits()) return Status::ok();
+  const Tensor ids = argmax_ids_.tensor.slice_rows(0, n_real_logit_rows_);
+  backend_.argmax_rows(logits_.tensor.slice_rows(0, n_real_logit_rows_), ids);
+  backend_.copy_to_host(ids_out, ids, ids.nbytes());
+  return Status::ok();
+}
+
+Status AttentionWorker::add_synthetic_context(int64_t seq_id, int64_t n_tokens) {
+  auto it = seqs_.find(seq_id);
+  if (it == seqs_.end()) return error(StatusCode::kNotFound, "no sequence {}", seq_id);
+  MSI_RETURN_IF_ERROR(reserve(seq_id, it->second.n_tokens + n_tokens));
+  it->second.n_tokens += n_tokens;
   return Status::ok();
 }
 

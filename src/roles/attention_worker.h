@@ -23,6 +23,7 @@
 #include "kv/block_pool.h"
 #include "model/config.h"
 #include "roles/expert_link.h"
+#include "roles/stage_marker.h"
 #include "roles/weights.h"
 #include "sched/scheduler.h"
 
@@ -75,10 +76,39 @@ class AttentionWorker final : public KvSpace {
   // Writes logits [n_wanted, vocab] to the host in chunk order (chunks with want_logits only).
   Status finish_step(float* logits_out);
 
+  // finish_step with greedy sampling on the device: writes the argmax token of each wanted row
+  // (chunk order) to ids_out; only the ids cross to the host.
+  Status finish_step_argmax(int32_t* ids_out);
+
+  // Benchmarks only: sequence `seq_id` gets KV blocks for `n_tokens` more tokens and counts them
+  // as cached without computing them (their K/V are whatever the cache holds), so a decode step
+  // at a long context can be measured without its prefill.
+  Status add_synthetic_context(int64_t seq_id, int64_t n_tokens);
+
+  // Decode steps as device graphs, one per padded batch size (graph_bucket): a step qualifies when
+  // every chunk is one token that wants logits, it has one micro-batch, the link is device-local,
+  // no stage marker is set, and the backend records graphs. The step's inputs are copied outside
+  // the graph; padding tokens write no KV and their logits are dropped.
+  bool graph_eligible(std::span<const SeqChunk> chunks, int n_micro_batches, const ExpertLink& link) const;
+  // Runs such a step (capturing its bucket's graph on first use) and ends it like finish_step
+  // (logits_out) or finish_step_argmax (ids_out): exactly one of them is non-null.
+  Status run_decode_graph(std::span<const SeqChunk> chunks, int64_t step, ExpertLink& link, float* logits_out,
+                          int32_t* ids_out);
+  int64_t graph_bucket(int64_t n) const;
+  size_t n_graphs() const { return graphs_.size(); }
+
+  // Stage marks for per-stage timings (nullptr: none).
+  void set_marker(StageMarker* marker) { marker_ = marker; }
+
  private:
   AttentionWorker(const ModelConfig& config, Backend& backend, AttentionWeights weights,
                   const AttentionWorkerOptions& options);
   Tensor rows(const OwnedTensor& t, int mb) const;
+  // begin_step without the embedding; pads the step to `pad_to` tokens (graphs) when > 0.
+  Status plan_step(std::span<const SeqChunk> chunks, int n_micro_batches, int64_t step, int64_t pad_to);
+  void embed();
+  // Final norm and LM head into logits_ rows [0, n_logit_rows_); false when there are none.
+  bool compute_logits();
 
   const ModelConfig& config_;
   Backend& backend_;
@@ -99,12 +129,16 @@ class AttentionWorker final : public KvSpace {
   OwnedTensor residual_, normed_, q_, k_, v_, attn_out_, proj_out_, moe_out_;
   OwnedTensor router_logits_, topk_ids_, topk_weights_, shared_gate_logit_, mlp_out_, mlp_scratch_;
   OwnedTensor final_rows_, final_normed_, logits_;  // [max_seqs, ·]
+  OwnedTensor argmax_ids_;                          // [max_seqs]
 
   // Host planning buffers (capacity reserved at construction).
   std::vector<int32_t> h_tokens_, h_positions_, h_slots_, h_token_seq_, h_block_tables_, h_logit_rows_;
   std::vector<int64_t> mb_token_begin_;  // [n_mb + 1] token offsets of micro-batches
   int64_t n_step_tokens_ = 0;
   int64_t n_logit_rows_ = 0;
+  StageMarker* marker_ = nullptr;
+  std::unordered_map<int64_t, std::unique_ptr<DeviceGraph>> graphs_;  // by padded batch size
+  int64_t n_real_logit_rows_ = 0;
 };
 
 }  // namespace msi

@@ -28,6 +28,9 @@ class ExpertLink {
   // the first reply after a step where the whole deployment was idle, which comes only when
   // some worker gets work.
   virtual void set_patient(bool patient) = 0;
+  // True when send() and receive() only enqueue work on the attention worker's own device stream
+  // (never wait on the host), so a whole step can be recorded into a device graph.
+  virtual bool device_local() const { return false; }
 };
 
 }  // namespace msi

@@ -42,9 +42,24 @@ struct ExpertWeights {
   std::vector<std::vector<ExpertFfnWeights>> layers;
 };
 
+// A worker's routed experts of one MoE layer stacked for the grouped ops (Backend::moe_*): slot s
+// is experts[s]. Empty tensors for dense layers.
+struct StackedExpertLayer {
+  OwnedTensor w13;  // [n_local, 2 * inter, hidden]: gate rows, then up rows, per expert
+  OwnedTensor w2;   // [n_local, hidden, inter]
+};
+
+struct StackedExpertWeights {
+  std::vector<int32_t> experts;  // global ids, in slot order
+  std::vector<StackedExpertLayer> layers;
+};
+
+// Weights a source generates (dummy) are generated on the backend's device, not uploaded.
 Result<AttentionWeights> load_attention_weights(const ModelConfig& config, const TensorSource& source,
                                                 Backend& backend);
 Result<ExpertWeights> load_expert_weights(const ModelConfig& config, const TensorSource& source,
                                           Backend& backend, const std::vector<int32_t>& experts);
+Result<StackedExpertWeights> load_stacked_expert_weights(const ModelConfig& config, const TensorSource& source,
+                                                         Backend& backend, const std::vector<int32_t>& experts);
 
 }  // namespace msi

@@ -164,27 +164,62 @@ void Scheduler::update(std::span<const float> logits, std::vector<SeqOutput>& ou
       l = masked_.data();
     }
     const int32_t token = s->sampler->sample(l, config_.vocab_size);
-    s->tokens.push_back(token);
-    SeqOutput out;
-    out.id = s->request.id;
-    out.token = token;
-    const std::span<const float> raw(logits.data() + (row - 1) * vocab, vocab);
-    if (s->request.return_logits) out.logits.assign(raw.begin(), raw.end());
-    if (s->request.n_logprobs >= 0) compute_logprobs(raw, token, s->request.n_logprobs, out);
-    if (is_stop_token(*s, token) && s->n_outputs() >= s->request.min_tokens) {
-      out.finished = true;
-      out.finish_reason = "stop";
-    } else if (s->n_outputs() >= s->request.sampling.max_tokens ||
-               static_cast<int64_t>(s->tokens.size()) >= config_.max_model_len) {
-      out.finished = true;
-      out.finish_reason = "length";
-    }
-    if (out.finished) {
-      step_seqs_[c] = nullptr;
-      abort(s->request.id);
-    }
-    outputs.push_back(std::move(out));
+    accept(c, s, token, std::span<const float>(logits.data() + (row - 1) * vocab, vocab), outputs);
   }
+}
+
+bool Scheduler::step_is_plain_greedy() const {
+  for (size_t c = 0; c < step_seqs_.size(); ++c) {
+    const Seq* s = step_seqs_[c];
+    if (s == nullptr || step_want_logits_[c] == 0) continue;
+    const SchedRequest& r = s->request;
+    if (r.sampling.temperature != 0.0f || r.return_logits || r.n_logprobs >= 0 || s->n_outputs() < r.min_tokens) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void Scheduler::update_tokens(std::span<const int32_t> tokens, std::vector<SeqOutput>& outputs) {
+  size_t row = 0;
+  for (size_t c = 0; c < step_seqs_.size(); ++c) {
+    Seq* s = step_seqs_[c];
+    const bool want_logits = step_want_logits_[c] != 0;
+    if (s == nullptr) {
+      if (want_logits) ++row;
+      continue;
+    }
+    s->n_computed += step_n_[c];
+    if (!want_logits) continue;
+    MSI_CHECK(row < tokens.size(), "update_tokens: {} tokens for more chunks", tokens.size());
+    const int32_t token = tokens[row++];
+    MSI_CHECK(token >= 0 && token < config_.vocab_size, "update_tokens: token {} outside the vocabulary", token);
+    accept(c, s, token, {}, outputs);
+  }
+}
+
+void Scheduler::accept(size_t c, Seq* s, int32_t token, std::span<const float> raw, std::vector<SeqOutput>& outputs) {
+  MSI_CHECK(!raw.empty() || (!s->request.return_logits && s->request.n_logprobs < 0),
+            "request {} needs its logits row", s->request.id);
+  s->tokens.push_back(token);
+  SeqOutput out;
+  out.id = s->request.id;
+  out.token = token;
+  if (s->request.return_logits) out.logits.assign(raw.begin(), raw.end());
+  if (s->request.n_logprobs >= 0) compute_logprobs(raw, token, s->request.n_logprobs, out);
+  if (is_stop_token(*s, token) && s->n_outputs() >= s->request.min_tokens) {
+    out.finished = true;
+    out.finish_reason = "stop";
+  } else if (s->n_outputs() >= s->request.sampling.max_tokens ||
+             static_cast<int64_t>(s->tokens.size()) >= config_.max_model_len) {
+    out.finished = true;
+    out.finish_reason = "length";
+  }
+  if (out.finished) {
+    step_seqs_[c] = nullptr;
+    abort(s->request.id);
+  }
+  outputs.push_back(std::move(out));
 }
 
 void compute_logprobs(std::span<const float> logits, int32_t token, int64_t n_top, SeqOutput& out) {

@@ -93,6 +93,12 @@ class Scheduler {
   // After the step ran: `logits` holds one row [vocab] per chunk with want_logits, in order.
   // Samples, applies the stop rules, frees finished sequences, and appends their outputs.
   void update(std::span<const float> logits, std::vector<SeqOutput>& outputs);
+  // True when every sequence of the last schedule() that wants logits samples greedily and needs
+  // nothing else of its logits (no logits or logprobs returned, min_tokens already met): then
+  // the step's tokens can be picked on the device and update_tokens() takes them.
+  bool step_is_plain_greedy() const;
+  // update() with the tokens already chosen: `tokens` holds one per chunk with want_logits.
+  void update_tokens(std::span<const int32_t> tokens, std::vector<SeqOutput>& outputs);
 
   int64_t n_waiting() const { return static_cast<int64_t>(waiting_.size()); }
   int64_t n_running() const { return static_cast<int64_t>(running_.size()); }
@@ -103,6 +109,9 @@ class Scheduler {
   struct Seq;
   void preempt(Seq* seq);
   bool is_stop_token(const Seq& seq, int32_t token) const;
+  // Appends `token` to the chunk-c sequence and applies the stop rules; `raw` is its logits row
+  // (empty with update_tokens).
+  void accept(size_t c, Seq* s, int32_t token, std::span<const float> raw, std::vector<SeqOutput>& outputs);
 
   SchedulerConfig config_;
   KvSpace& kv_;

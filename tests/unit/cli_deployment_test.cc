@@ -84,7 +84,8 @@ INSTANTIATE_TEST_SUITE_P(
     Deployments, ShmDeploymentTest,
     ::testing::Combine(::testing::Values("tiny-mixtral", "tiny-qwen3-moe", "tiny-qwen2-moe"),
                        ::testing::Values(Deployment{1, 1, 1}, Deployment{1, 1, 2}, Deployment{2, 3, 3},
-                                         Deployment{3, 2, 4}, Deployment{1, 4, 2})),
+                                         Deployment{3, 2, 4}, Deployment{1, 4, 2},
+                                         Deployment{1, 0, 1}, Deployment{2, 0, 2})),
     [](const auto& info) {
       std::string name = std::get<0>(info.param);
       for (char& c : name) c = c == '-' ? '_' : c;
@@ -231,6 +232,12 @@ TEST(ShmDeploymentErrors, BadFlags) {
   r = msinfer(base + " --transport shm --attention-workers 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("--attention-workers must be at least 1"));
+  r = msinfer(base + " --expert-workers -2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--expert-workers must be at least 0"));
+  r = msinfer(base + " --device cuda:0 --expert-workers 1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("expert workers on a GPU need the GPU M2N transports"));
   r = msinfer(base + ",99999 --transport shm");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("outside the vocabulary"));

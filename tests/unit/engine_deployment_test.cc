@@ -80,7 +80,8 @@ INSTANTIATE_TEST_SUITE_P(
     Deployments, DeploymentTest,
     ::testing::Combine(::testing::Values("tiny-mixtral", "tiny-qwen3-moe", "tiny-qwen2-moe"),
                        ::testing::Values(Deployment{1, 1, 1}, Deployment{1, 1, 2}, Deployment{2, 3, 3},
-                                         Deployment{3, 2, 4}, Deployment{1, 4, 2})),
+                                         Deployment{3, 2, 4}, Deployment{1, 4, 2},
+                                         Deployment{1, 0, 1}, Deployment{2, 0, 2})),
     [](const auto& info) {
       std::string name = std::get<0>(info.param);
       for (char& c : name) c = c == '-' ? '_' : c;

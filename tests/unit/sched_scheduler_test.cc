@@ -278,5 +278,53 @@ TEST(Scheduler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
   EXPECT_TRUE(out.top_logprobs.empty());
 }
 
+// Device-side greedy picking: allowed only when no request of the step needs its logits row, and
+// update_tokens() with the same tokens gives the same outputs as update() with the logits.
+TEST(Scheduler, PlainGreedyStepsTakeDeviceTokens) {
+  FakeKv kv_a(100, 4), kv_b(100, 4);
+  Scheduler a(config(), kv_a), b(config(), kv_b);
+  for (Scheduler* s : {&a, &b}) {
+    ASSERT_TRUE(s->add(request(1, 5, 6)).is_ok());
+    ASSERT_TRUE(s->add(request(2, 3, 4, 7)).is_ok());
+  }
+  std::vector<SeqOutput> out_a, out_b;
+  while (a.has_work()) {
+    auto ca = a.schedule();
+    auto cb = b.schedule();
+    ASSERT_TRUE(ca.is_ok() && cb.is_ok());
+    EXPECT_TRUE(a.step_is_plain_greedy());
+    const std::vector<float> logits = fake_logits(*ca);
+    std::vector<int32_t> tokens;
+    for (const auto& c : *cb) {
+      if (c.want_logits) tokens.push_back((c.tokens.back() + 1) % kVocab);
+    }
+    a.update(logits, out_a);
+    b.update_tokens(tokens, out_b);
+  }
+  EXPECT_FALSE(b.has_work());
+  ASSERT_EQ(out_a.size(), out_b.size());
+  for (size_t i = 0; i < out_a.size(); ++i) {
+    EXPECT_EQ(out_a[i].id, out_b[i].id);
+    EXPECT_EQ(out_a[i].token, out_b[i].token);
+    EXPECT_EQ(out_a[i].finished, out_b[i].finished);
+    EXPECT_EQ(out_a[i].finish_reason, out_b[i].finish_reason);
+  }
+
+  // Any request that needs its row (sampling, logits, logprobs, min_tokens masking) rules it out.
+  for (int variant = 0; variant < 4; ++variant) {
+    FakeKv kv(100, 4);
+    Scheduler s(config(), kv);
+    SchedRequest r = request(1, 3, 5);
+    if (variant == 0) r.sampling.temperature = 0.7f;
+    if (variant == 1) r.return_logits = true;
+    if (variant == 2) r.n_logprobs = 0;
+    if (variant == 3) r.min_tokens = 2;
+    ASSERT_TRUE(s.add(request(2, 3, 5)).is_ok());
+    ASSERT_TRUE(s.add(std::move(r)).is_ok());
+    ASSERT_TRUE(s.schedule().is_ok());
+    EXPECT_FALSE(s.step_is_plain_greedy()) << "variant " << variant;
+  }
+}
+
 }  // namespace
 }  // namespace msi

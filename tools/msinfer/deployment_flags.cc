@@ -8,7 +8,9 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
   cmd->add_option("--hf-overrides", f.hf_overrides, "JSON merged over config.json");
   cmd->add_option("--attention-workers", f.attention_workers, "Attention workers (M, data parallel)")
       ->capture_default_str();
-  cmd->add_option("--expert-workers", f.expert_workers, "Expert workers (N, expert parallel)")->capture_default_str();
+  cmd->add_option("--expert-workers", f.expert_workers,
+                  "Expert workers (N, expert parallel); 0: the experts run on each attention worker's device. "
+                  "Default: 1 on the CPU, 0 on a GPU");
   cmd->add_option("--micro-batches", f.micro_batches, "Micro-batches per step (m, ping-pong pipeline)")
       ->capture_default_str();
   cmd->add_option("--transport", f.transport, "inproc (threads) | shm (one process per worker)")
@@ -20,6 +22,7 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
   cmd->add_option("--max-num-batched-tokens", f.max_num_batched_tokens, "Tokens per step and attention worker")
       ->capture_default_str();
   cmd->add_option("--kv-block-size", f.kv_block_size, "Tokens per KV block")->capture_default_str();
+  cmd->add_flag("--enforce-eager", f.enforce_eager, "Never replay decode steps as CUDA graphs (op by op)");
 }
 
 Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
@@ -34,7 +37,7 @@ Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   }
   if (f.kv_block_size < 1) return error(StatusCode::kInvalidArgument, "--kv-block-size must be at least 1");
   o.n_attention_workers = f.attention_workers;
-  o.n_expert_workers = f.expert_workers;
+  o.n_expert_workers = f.expert_workers ? *f.expert_workers : (f.device.rfind("cuda", 0) == 0 ? 0 : 1);
   o.n_micro_batches = f.micro_batches;
   o.transport = f.transport;
   o.peer_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.peer_timeout_s * 1000));
@@ -42,6 +45,7 @@ Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   o.max_model_len = f.max_model_len;
   o.max_batched_tokens = f.max_num_batched_tokens;
   o.kv_block_size = f.kv_block_size;
+  o.enforce_eager = f.enforce_eager;
   return o;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -17,7 +18,7 @@ struct DeploymentFlags {
   std::string device = "cpu";
   std::string hf_overrides;
   int attention_workers = 1;
-  int expert_workers = 1;
+  std::optional<int> expert_workers;  // unset: 1 on the CPU, 0 (colocated) on a GPU
   int micro_batches = 1;
   std::string transport = "inproc";
   double peer_timeout_s = 60;
@@ -25,6 +26,7 @@ struct DeploymentFlags {
   int64_t max_model_len = 0;
   int64_t max_num_batched_tokens = 8192;
   int64_t kv_block_size = 16;
+  bool enforce_eager = false;
 };
 
 void add_deployment_flags(CLI::App* cmd, DeploymentFlags& flags);
