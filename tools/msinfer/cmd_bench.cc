@@ -1,13 +1,15 @@
-// msinfer bench serve: benchmarks a running OpenAI-compatible server like `vllm bench serve`
-// (see bench/serve_bench.h). Prints a table, or with --json the result object, on stdout; the
-// progress line goes to stderr. Exits 1 when the run cannot start (bad flag, server down) or
-// when every request failed.
+// msinfer bench: the offline decode benchmark on one device (bench/offline_bench.h), and
+// msinfer bench serve, which benchmarks a running OpenAI-compatible server like `vllm bench serve`
+// (bench/serve_bench.h). Each prints a table, or with --json the result object, on stdout; the
+// progress line goes to stderr. bench serve exits 1 when the run cannot start (bad flag, server
+// down) or when every request failed; bench when the model cannot run.
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "bench/offline_bench.h"
 #include "bench/serve_bench.h"
 #include "commands.h"
 
@@ -60,11 +62,77 @@ int run_bench_serve(BenchServeArgs a) {
   return 0;
 }
 
+struct BenchOfflineArgs {
+  bench::OfflineBenchConfig config;
+  std::string model;
+  std::string hf_overrides;
+  std::string prefill = "synthetic";
+  bool json = false;
+  bool no_progress = false;
+  std::string result_file;
+};
+
+int run_bench_offline(BenchOfflineArgs a) {
+  if (a.model.empty()) return fail("--model is required (a checkpoint, or a directory with config.json)");
+  a.config.model_dir = a.model;
+  if (!a.hf_overrides.empty()) {
+    a.config.engine.hf_overrides = nlohmann::json::parse(a.hf_overrides, nullptr, false);
+    if (a.config.engine.hf_overrides.is_discarded() || !a.config.engine.hf_overrides.is_object()) {
+      return fail("--hf-overrides must be a JSON object");
+    }
+  }
+  if (a.prefill != "synthetic" && a.prefill != "real") return fail("--prefill must be synthetic or real");
+  a.config.real_prefill = a.prefill == "real";
+  a.config.progress = !a.no_progress;
+  auto result = bench::run_offline_bench(a.config);
+  if (!result.is_ok()) return fail(result.status().message());
+  if (!a.result_file.empty()) {
+    std::ofstream out(a.result_file);
+    out << result->dump(2) << "\n";
+    if (!out) return fail("cannot write " + a.result_file);
+  }
+  std::cout << (a.json ? result->dump(2) + "\n" : bench::offline_bench_table(*result)) << std::flush;
+  if (!std::cout) return fail("cannot write to stdout");
+  return 0;
+}
+
+void add_offline_flags(CLI::App* bench, BenchOfflineArgs& a) {
+  bench::OfflineBenchConfig& c = a.config;
+  bench->add_option("--model", a.model, "Checkpoint directory (or any directory with config.json, for dummy weights)");
+  bench->add_option("--load-format", c.engine.load_format, "auto | dummy")->capture_default_str();
+  bench->add_option("--device", c.engine.device, "cpu | cuda:N")->capture_default_str();
+  bench->add_option("--hf-overrides", a.hf_overrides, "JSON merged over config.json, e.g. {\"num_hidden_layers\": 8}");
+  bench->add_option("--batch-size", c.batch_size, "Sequences decoded together")->capture_default_str();
+  bench->add_option("--input-len", c.input_len, "Context tokens of each sequence before decoding")->capture_default_str();
+  bench->add_option("--output-len", c.output_len, "Decode steps")->capture_default_str();
+  bench->add_option("--warmup-steps", c.warmup_steps, "Decode steps left out of the statistics")->capture_default_str();
+  bench->add_option("--profile-steps", c.profile_steps, "Last decode steps timed per stage (device marks)")
+      ->capture_default_str();
+  bench->add_option("--prefill", a.prefill,
+                    "synthetic: KV blocks counted as cached without computing them; real: a chunked prefill")
+      ->capture_default_str();
+  bench->add_option("--micro-batches", c.engine.n_micro_batches, "Micro-batches per step (m)")->capture_default_str();
+  bench->add_option("--max-num-batched-tokens", c.engine.max_batched_tokens, "Tokens per prefill step")
+      ->capture_default_str();
+  bench->add_option("--kv-block-size", c.engine.kv_block_size, "Tokens per KV block")->capture_default_str();
+  bench->add_option("--seed", c.seed, "Seed of the random tokens")->capture_default_str();
+  bench->add_flag("--enforce-eager", c.engine.enforce_eager, "Time the decode steps op by op, not as CUDA graphs");
+  bench->add_flag("--json", a.json, "Print the result as JSON instead of a table");
+  bench->add_option("--result-file", a.result_file, "Also write the result JSON to this file");
+  bench->add_flag("--no-progress", a.no_progress, "No progress line on stderr");
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, RunFn& run) {
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks");
-  bench->require_subcommand(1);
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Offline decode benchmark on one device (or `bench serve` for a running server)");
+  bench->require_subcommand(0, 1);
+  auto offline = std::make_shared<BenchOfflineArgs>();
+  add_offline_flags(bench, *offline);
+  bench->callback([&run, bench, offline] {
+    if (bench->get_subcommands().empty()) run = [offline] { return run_bench_offline(*offline); };
+  });
   auto a = std::make_shared<BenchServeArgs>();
   bench::ServeBenchConfig& c = a->config;
   CLI::App* cmd = bench->add_subcommand(
