@@ -1,7 +1,9 @@
 // moe_ops_bench: one MoE layer's grouped expert path — moe_align → moe_gate_up → moe_down →
 // moe_combine — on a Backend, for Mixtral-8x7B and Qwen3-30B-A3B layer shapes at n = 1, 8, 64, 256
-// tokens with uniformly random top-k routing (fixed seed), against the roofline ceilings measured
-// in the same run (bench/ceilings.h).
+// tokens (decode; --tokens 2048 4096 for prefill, where the GEMMs are compute-bound) with
+// uniformly random top-k routing (fixed seed), against the roofline ceilings measured in the same
+// run (bench/ceilings.h). The table gives both fractions: of HBM bandwidth (what bounds decode) and
+// of the bf16 tensor throughput (what bounds prefill), the latter also per GEMM.
 //
 // Each repetition flushes L2 (a copy of a buffer larger than it) outside the timed region, as a
 // real decode step meets each layer's weights cold. Timed with the backend's DeviceClock: the
@@ -160,6 +162,12 @@ class LayerBench {
     j["tflops"] = flops / (t.median * 1e-3) / 1e12;
     j["gemm_tflops"] = flops / (g.median * 1e-3) / 1e12;
     j["gemm_tensor_frac"] = flops / (g.median * 1e-3) / 1e12 / tflops;
+    // Per GEMM: gate_up does 2/3 of the flops, down 1/3.
+    const double gu_ms = stats(gate_up).median, dn_ms = stats(down).median;
+    j["gate_up_tflops"] = flops * 2.0 / 3.0 / (gu_ms * 1e-3) / 1e12;
+    j["down_tflops"] = flops / 3.0 / (dn_ms * 1e-3) / 1e12;
+    j["gate_up_tensor_frac"] = j["gate_up_tflops"].get<double>() / tflops;
+    j["down_tensor_frac"] = j["down_tflops"].get<double>() / tflops;
     return j;
   }
 
@@ -217,20 +225,25 @@ int main(int argc, char** argv) {
   }
   fmt::print("{}: HBM {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s (measured)\n", backend->name(),
              ceil.hbm_gbps, ceil.bf16_tflops);
-  fmt::print("{:<14} {:>5} {:>6} {:>7} {:>10} {:>10} {:>9} {:>7} {:>9} {:>7} {:>8} {:>7}\n",
-             "model", "n", "active", "MB", "total us", "gemm us", "GB/s", "%HBM", "gemm GB/s",
-             "%HBM", "gemm TF", "%tc");
+  fmt::print(
+      "{:<14} {:>5} {:>6} {:>7} {:>10} {:>10} {:>9} {:>7} {:>9} {:>7} {:>8} {:>7} {:>7} {:>7}\n",
+      "model", "n", "active", "MB", "total us", "gemm us", "GB/s", "%HBM", "gemm GB/s", "%HBM",
+      "gemm TF", "%tc", "%tc gu", "%tc dn");
   for (const auto& r : results) {
     fmt::print(
         "{:<14} {:>5} {:>6} {:>7.1f} {:>10.1f} {:>10.1f} {:>9.0f} {:>6.1f}% {:>9.0f} {:>6.1f}% "
-        "{:>8.1f} {:>6.1f}%\n",
+        "{:>8.1f} {:>6.1f}% {:>6.1f}% {:>6.1f}%\n",
         r["model"].get<std::string>(), r["n_tokens"].get<int64_t>(),
         r["active_experts"].get<int64_t>(), r["bytes"].get<double>() / 1e6,
         r["total"]["median_ms"].get<double>() * 1e3, r["gemm"]["median_ms"].get<double>() * 1e3,
         r["gbps"].get<double>(), 100 * r["hbm_frac"].get<double>(), r["gemm_gbps"].get<double>(),
         100 * r["gemm_hbm_frac"].get<double>(), r["gemm_tflops"].get<double>(),
-        100 * r["gemm_tensor_frac"].get<double>());
+        100 * r["gemm_tensor_frac"].get<double>(), 100 * r["gate_up_tensor_frac"].get<double>(),
+        100 * r["down_tensor_frac"].get<double>());
   }
-  fmt::print("(median of {} reps after an L2 flush; stages: --json)\n", reps);
+  fmt::print(
+      "(median of {} reps after an L2 flush; %tc = gate_up + down flops / time as a fraction of "
+      "the measured bf16 GEMM ceiling, %tc gu / dn per GEMM; stages: --json)\n",
+      reps);
   return 0;
 }

@@ -135,6 +135,14 @@ class Backend {
   virtual void fill_zero(const Tensor& t) = 0;
   // ids[i] = argmax_j logits[i, j] (F32 logits; ties go to the lowest j, as the greedy sampler).
   virtual void argmax_rows(const Tensor& logits, const Tensor& ids) = 0;
+  // Samples one token per row of logits [n, vocab] F32 into ids [n] I32. params [n, 4] F32 holds
+  // per row (temperature, top_p, top_k, u): temperature 0 is greedy (as argmax_rows); otherwise
+  // the candidates are the top_k (≤ 0: all) highest of logits / temperature — ties broken
+  // toward the lower id — then, when top_p < 1, the smallest prefix of them in descending order
+  // of probability whose mass reaches top_p of theirs (at least one); the token is drawn by
+  // inverse CDF with the uniform u ∈ [0, 1) over the kept candidates in ascending id order.
+  // The host draws u (so a request's seed decides its tokens); the rest runs on the device.
+  virtual void sample_rows(const Tensor& logits, const Tensor& params, const Tensor& ids) = 0;
 
   // ---- MoE: routing layout and grouped expert MLPs (see MoeLayout) ----
   // From topk_ids [n, top_k] (global expert ids) and topk_weights [n, top_k] f32, groups the

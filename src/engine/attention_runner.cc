@@ -21,7 +21,7 @@ AttentionRunner::AttentionRunner(const ModelConfig& config, AttentionWorker& wor
 }
 
 Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags,
-                                 uint32_t* reply, bool device_argmax) {
+                                 uint32_t* reply, bool device_sampling) {
   *reply = 0;
   const bool idle = chunks.empty();
   if (!idle) after_idle_step_ = false;
@@ -29,8 +29,8 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
     // A whole decode step in one device launch (no per-op launches on the host).
     Timeline::Span span = timeline_ ? timeline_->begin(SpanKind::kAttention, {step, -1, 0}, static_cast<int64_t>(chunks.size()))
                                     : Timeline::Span{};
-    Status st = worker_.run_decode_graph(chunks, step, link_, device_argmax ? nullptr : logits_.data(),
-                                         device_argmax ? ids_.data() : nullptr);
+    Status st = worker_.run_decode_graph(chunks, step, link_, device_sampling ? nullptr : logits_.data(),
+                                         device_sampling ? ids_.data() : nullptr, params_.data());
     if (timeline_) timeline_->end(span);
     return st;
   }
@@ -77,7 +77,8 @@ Status AttentionRunner::run_step(std::span<const SeqChunk> chunks, int64_t step,
     if (!probe_done) MSI_RETURN_IF_ERROR(combine(n_layers - 1, mb));
   }
   Timeline::Span logits = timeline_ ? timeline_->begin(SpanKind::kLogits, {step, -1, -1}) : Timeline::Span{};
-  Status st = device_argmax ? worker_.finish_step_argmax(ids_.data()) : worker_.finish_step(logits_.data());
+  Status st = device_sampling ? worker_.finish_step_sample(params_.data(), ids_.data())
+                              : worker_.finish_step(logits_.data());
   if (timeline_) timeline_->end(logits);
   return st;
 }
@@ -152,10 +153,10 @@ Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
     }
     const uint32_t probe = kFlagIdle | (shutting_down && !scheduler.has_work() ? kFlagShutdown : 0u);
     uint32_t reply = 0;
-    // Greedy steps that need no logits on the host pick their tokens on the device: only the ids
-    // cross (a batch's logits are vocab × 4 bytes per sequence).
-    const bool device_argmax = scheduler.step_is_plain_greedy();
-    MSI_RETURN_IF_ERROR(run_step(chunks, step, probe, &reply, device_argmax));
+    // Steps that need no logits on the host sample on the device: only the ids cross (a batch's
+    // logits are vocab × 4 bytes per sequence).
+    const bool device_sampling = !chunks.empty() && scheduler.device_sampling_params(params_);
+    MSI_RETURN_IF_ERROR(run_step(chunks, step, probe, &reply, device_sampling));
     if (reply & kFlagStop) return Status::ok();
     if (reply & kFlagAllIdle) {
       // Everyone is idle: sleep until an event. Not if an event came in this step (a wake may
@@ -167,7 +168,7 @@ Status AttentionRunner::serve(WorkerInbox& inbox, WorkerOutbox& outbox) {
     if (chunks.empty()) continue;
     report.outputs.clear();
     Timeline::Span sample = timeline_ ? timeline_->begin(SpanKind::kLogits, {step, -1, -1}) : Timeline::Span{};
-    if (device_argmax) {
+    if (device_sampling) {
       scheduler.update_tokens(std::span<const int32_t>(ids_.data(), n_logits), report.outputs);
     } else {
       scheduler.update(std::span<const float>(logits_.data(), n_logits * static_cast<size_t>(config_.vocab_size)),

@@ -48,9 +48,10 @@ class AttentionRunner {
   // One step over `chunks`. An empty step sends `probe_flags` (kFlagIdle, kFlagShutdown) with its
   // first unit and returns the experts' reply flags in *reply (ending the step early when every
   // attention worker is idle).
-  // With `device_argmax` the step ends with greedy token ids in ids_ instead of logits in logits_.
+  // With `device_sampling` the step ends with tokens sampled on the device (params_) in ids_
+  // instead of logits in logits_.
   Status run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags, uint32_t* reply,
-                  bool device_argmax);
+                  bool device_sampling);
 
   const ModelConfig& config_;
   AttentionWorker& worker_;
@@ -61,6 +62,7 @@ class AttentionRunner {
   bool after_idle_step_ = false;  // the last step ended with every worker idle
   std::vector<float> logits_;  // [max_seqs, vocab]
   std::vector<int32_t> ids_;   // [max_seqs]
+  std::vector<float> params_;  // [max_seqs, 4] device sampling parameters
 };
 
 }  // namespace msi

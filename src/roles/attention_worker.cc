@@ -59,6 +59,8 @@ AttentionWorker::AttentionWorker(const ModelConfig& config, Backend& backend, At
   final_normed_ = backend.alloc(dt, {s, h});
   logits_ = backend.alloc(DType::kF32, {s, config.vocab_size});
   argmax_ids_ = backend.alloc(DType::kI32, {s});
+  sample_params_ = backend.alloc(DType::kF32, {s, 4});
+  h_sample_params_.reserve(static_cast<size_t>(4 * s));
 
   h_tokens_.reserve(static_cast<size_t>(t));
   h_positions_.reserve(static_cast<size_t>(t));
@@ -229,11 +231,18 @@ bool AttentionWorker::graph_eligible(std::span<const SeqChunk> chunks, int n_mic
 }
 
 Status AttentionWorker::run_decode_graph(std::span<const SeqChunk> chunks, int64_t step, ExpertLink& link,
-                                         float* logits_out, int32_t* ids_out) {
+                                         float* logits_out, int32_t* ids_out, const float* sample_params) {
   MSI_CHECK((logits_out == nullptr) != (ids_out == nullptr), "run_decode_graph: one output");
   MSI_CHECK(graph_eligible(chunks, 1, link), "run_decode_graph: the step does not qualify");
   const int64_t bucket = graph_bucket(static_cast<int64_t>(chunks.size()));
   MSI_RETURN_IF_ERROR(plan_step(chunks, 1, step, bucket));
+  // Sampling parameters of the real rows; padding rows are greedy (all zero).
+  h_sample_params_.assign(static_cast<size_t>(4 * bucket), 0.0f);
+  if (sample_params != nullptr) {
+    std::copy(sample_params, sample_params + 4 * n_real_logit_rows_, h_sample_params_.begin());
+  }
+  backend_.copy_from_host(sample_params_.tensor.slice_rows(0, bucket), h_sample_params_.data(),
+                          h_sample_params_.size() * sizeof(float));
   // The step body: what the graph records.
   auto body = [&]() -> Status {
     embed();
@@ -244,7 +253,8 @@ Status AttentionWorker::run_decode_graph(std::span<const SeqChunk> chunks, int64
     }
     MSI_RETURN_IF_ERROR(layer_combine(n_layers - 1, 0, link).status());
     compute_logits();
-    backend_.argmax_rows(logits_.tensor.slice_rows(0, bucket), argmax_ids_.tensor.slice_rows(0, bucket));
+    backend_.sample_rows(logits_.tensor.slice_rows(0, bucket), sample_params_.tensor.slice_rows(0, bucket),
+                         argmax_ids_.tensor.slice_rows(0, bucket));
     return Status::ok();
   };
   auto it = graphs_.find(bucket);
@@ -372,6 +382,23 @@ Status AttentionWorker::finish_step_argmax(int32_t* ids_out) {
   if (!compute_logits()) return Status::ok();
   const Tensor ids = argmax_ids_.tensor.slice_rows(0, n_real_logit_rows_);
   backend_.argmax_rows(logits_.tensor.slice_rows(0, n_real_logit_rows_), ids);
+  backend_.copy_to_host(ids_out, ids, ids.nbytes());
+  return Status::ok();
+}
+
+Status AttentionWorker::finish_step_sample(const float* params, int32_t* ids_out) {
+  if (!compute_logits()) return Status::ok();
+  const int64_t n = n_real_logit_rows_;
+  const Tensor ids = argmax_ids_.tensor.slice_rows(0, n);
+  bool greedy = true;
+  for (int64_t r = 0; r < n; ++r) greedy = greedy && params[4 * r] == 0.0f;
+  if (greedy) {
+    backend_.argmax_rows(logits_.tensor.slice_rows(0, n), ids);
+  } else {
+    const Tensor p = sample_params_.tensor.slice_rows(0, n);
+    backend_.copy_from_host(p, params, p.nbytes());
+    backend_.sample_rows(logits_.tensor.slice_rows(0, n), p, ids);
+  }
   backend_.copy_to_host(ids_out, ids, ids.nbytes());
   return Status::ok();
 }

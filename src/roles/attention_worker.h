@@ -79,6 +79,9 @@ class AttentionWorker final : public KvSpace {
   // finish_step with greedy sampling on the device: writes the argmax token of each wanted row
   // (chunk order) to ids_out; only the ids cross to the host.
   Status finish_step_argmax(int32_t* ids_out);
+  // finish_step with sampling on the device: `params` holds (temperature, top_p, top_k, u) per
+  // wanted row (Backend::sample_rows); writes the tokens to ids_out.
+  Status finish_step_sample(const float* params, int32_t* ids_out);
 
   // Benchmarks only: sequence `seq_id` gets KV blocks for `n_tokens` more tokens and counts them
   // as cached without computing them (their K/V are whatever the cache holds), so a decode step
@@ -91,9 +94,10 @@ class AttentionWorker final : public KvSpace {
   // the graph; padding tokens write no KV and their logits are dropped.
   bool graph_eligible(std::span<const SeqChunk> chunks, int n_micro_batches, const ExpertLink& link) const;
   // Runs such a step (capturing its bucket's graph on first use) and ends it like finish_step
-  // (logits_out) or finish_step_argmax (ids_out): exactly one of them is non-null.
+  // (logits_out) or finish_step_sample (sample_params, ids_out; sample_params null: greedy).
+  // Exactly one of logits_out and ids_out is non-null.
   Status run_decode_graph(std::span<const SeqChunk> chunks, int64_t step, ExpertLink& link, float* logits_out,
-                          int32_t* ids_out);
+                          int32_t* ids_out, const float* sample_params = nullptr);
   int64_t graph_bucket(int64_t n) const;
   size_t n_graphs() const { return graphs_.size(); }
 
@@ -130,6 +134,8 @@ class AttentionWorker final : public KvSpace {
   OwnedTensor router_logits_, topk_ids_, topk_weights_, shared_gate_logit_, mlp_out_, mlp_scratch_;
   OwnedTensor final_rows_, final_normed_, logits_;  // [max_seqs, ·]
   OwnedTensor argmax_ids_;                          // [max_seqs]
+  OwnedTensor sample_params_;                       // [max_seqs, 4] f32
+  std::vector<float> h_sample_params_;              // staging, [max_seqs, 4]
 
   // Host planning buffers (capacity reserved at construction).
   std::vector<int32_t> h_tokens_, h_positions_, h_slots_, h_token_seq_, h_block_tables_, h_logit_rows_;

@@ -83,7 +83,7 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
   }
 
   // Inverse-CDF draw over the unnormalized weights: scaling u by the kept mass renormalizes.
-  const double u = uniform_unit(rng_) * total;
+  const double u = draw_uniform() * total;
   double cumulative = 0.0;
   for (int64_t i = 0; i < n_kept; ++i) {
     cumulative += scratch_[i].first;
@@ -96,5 +96,7 @@ int32_t Sampler::sample(const float* logits, int64_t vocab) {
   }
   return scratch_[0].second;
 }
+
+double Sampler::draw_uniform() { return uniform_unit(rng_); }
 
 }  // namespace msi

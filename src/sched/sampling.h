@@ -23,6 +23,10 @@ class Sampler {
   explicit Sampler(const SamplingParams& params, uint64_t fallback_seed);
   // Picks a token from logits[vocab]. Does not modify logits. `scratch` is reused between calls.
   int32_t sample(const float* logits, int64_t vocab);
+  // The uniform draw sample() makes for a non-greedy request, for sampling elsewhere (the
+  // device, Backend::sample_rows): each sampled token consumes one draw either way.
+  double draw_uniform();
+  const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;

@@ -168,14 +168,25 @@ void Scheduler::update(std::span<const float> logits, std::vector<SeqOutput>& ou
   }
 }
 
-bool Scheduler::step_is_plain_greedy() const {
+bool Scheduler::device_sampling_params(std::vector<float>& params) {
+  params.clear();
   for (size_t c = 0; c < step_seqs_.size(); ++c) {
     const Seq* s = step_seqs_[c];
     if (s == nullptr || step_want_logits_[c] == 0) continue;
     const SchedRequest& r = s->request;
-    if (r.sampling.temperature != 0.0f || r.return_logits || r.n_logprobs >= 0 || s->n_outputs() < r.min_tokens) {
-      return false;
+    if (r.return_logits || r.n_logprobs >= 0 || s->n_outputs() < r.min_tokens) return false;
+  }
+  for (size_t c = 0; c < step_seqs_.size(); ++c) {
+    Seq* s = step_seqs_[c];
+    if (step_want_logits_[c] == 0) continue;
+    if (s == nullptr) {  // aborted during the step: its row is sampled greedily and dropped
+      params.insert(params.end(), {0.0f, 1.0f, 0.0f, 0.0f});
+      continue;
     }
+    const SamplingParams& p = s->request.sampling;
+    const bool greedy = p.temperature == 0.0f;
+    const float u = greedy ? 0.0f : static_cast<float>(s->sampler->draw_uniform());
+    params.insert(params.end(), {p.temperature, p.top_p, static_cast<float>(p.top_k), u});
   }
   return true;
 }

@@ -93,10 +93,12 @@ class Scheduler {
   // After the step ran: `logits` holds one row [vocab] per chunk with want_logits, in order.
   // Samples, applies the stop rules, frees finished sequences, and appends their outputs.
   void update(std::span<const float> logits, std::vector<SeqOutput>& outputs);
-  // True when every sequence of the last schedule() that wants logits samples greedily and needs
-  // nothing else of its logits (no logits or logprobs returned, min_tokens already met): then
-  // the step's tokens can be picked on the device and update_tokens() takes them.
-  bool step_is_plain_greedy() const;
+  // When no sequence of the last schedule() needs its logits row on the host (no logits or
+  // logprobs returned, min_tokens already met), the step's tokens can be sampled on the device:
+  // returns true and fills `params` with one (temperature, top_p, top_k, u) row per chunk with
+  // want_logits (Backend::sample_rows), drawing u from each non-greedy request's generator. Else
+  // false, drawing nothing.
+  bool device_sampling_params(std::vector<float>& params);
   // update() with the tokens already chosen: `tokens` holds one per chunk with want_logits.
   void update_tokens(std::span<const int32_t> tokens, std::vector<SeqOutput>& outputs);
 

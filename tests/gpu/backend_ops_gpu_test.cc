@@ -5,6 +5,7 @@
 // GPU tensors sit between guard regions (bytes 0xA5) that must come back untouched.
 // Skips (GTEST_SKIP) when there is no CUDA device.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -466,6 +467,22 @@ TEST_F(BackendOpsGpuTest, RouterTopk) {
     const std::string what = "router_topk E=" + std::to_string(c.n_experts) + " k=" + std::to_string(c.top_k);
     expect_equal(ids, what + " ids");
     expect_close(weights, kNmseRouter, what + " weights");
+  }
+}
+
+TEST_F(BackendOpsGpuTest, ArgmaxRows) {
+  for (auto [n, vocab] : std::vector<std::array<int64_t, 2>>{{1, 7}, {5, 2048}, {64, 151936}, {3, 1}}) {
+    std::vector<float> v = randn(n * vocab, 3.0f);
+    if (vocab > 4) {
+      // Ties: row 0's maximum is repeated further on; the lower id must win, as on the CPU.
+      const auto max_it = std::max_element(v.begin(), v.begin() + vocab);
+      v[static_cast<size_t>(vocab - 1)] = *max_it;
+    }
+    Pair logits = make(DType::kF32, {n, vocab}, v);
+    Pair ids = make_i32({n}, std::vector<int32_t>(static_cast<size_t>(n), -1));
+    cpu_->argmax_rows(logits.cpu.tensor, ids.cpu.tensor);
+    gpu_->argmax_rows(logits.gpu, ids.gpu);
+    expect_equal(ids, "argmax_rows vocab=" + std::to_string(vocab));
   }
 }
 

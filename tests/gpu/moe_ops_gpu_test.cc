@@ -65,13 +65,15 @@ std::vector<float> uniform(int64_t n, float a, uint64_t seed) {
 
 struct Case {
   int64_t n, top_k, n_experts, hidden, inter;
-  bool skewed;     // every pair routed to expert 1 (duplicates within a token included)
-  int64_t placed;  // experts placed here (0: all), in a permuted slot order
+  bool skewed;      // every pair routed to expert 1 (duplicates within a token included)
+  int64_t placed;   // experts placed here (0: all), in a permuted slot order
+  int hot_pct = 0;  // else: this share of pairs (in %) goes to expert 1, the rest as usual
   std::string name() const {
     return "n=" + std::to_string(n) + " top_k=" + std::to_string(top_k) +
            " E=" + std::to_string(n_experts) + " H=" + std::to_string(hidden) +
            " I=" + std::to_string(inter) + (skewed ? " skewed" : "") +
-           (placed ? " placed=" + std::to_string(placed) : "");
+           (placed ? " placed=" + std::to_string(placed) : "") +
+           (hot_pct ? " hot=" + std::to_string(hot_pct) + "%" : "");
   }
 };
 
@@ -213,10 +215,12 @@ void MoeOpsGpuTest::run_case(const Case& c) {
   std::vector<float> weights;
   std::iota(perm.begin(), perm.end(), 0);
   std::uniform_real_distribution<float> wdist(0.05f, 1.0f);
+  std::uniform_int_distribution<int> pct(0, 99);
   for (int64_t t = 0; t < n; ++t) {
     std::shuffle(perm.begin(), perm.end(), rng_);
     for (int64_t j = 0; j < top_k; ++j) {
-      ids.push_back(c.skewed ? 1 : perm[static_cast<size_t>(j)]);
+      const bool hot = c.skewed || pct(rng_) < c.hot_pct;
+      ids.push_back(hot ? 1 : perm[static_cast<size_t>(j)]);
       weights.push_back(wdist(rng_));
     }
   }
@@ -361,6 +365,38 @@ TEST_F(MoeOpsGpuTest, MixtralDims) {
   // Mixtral-8x7B: hidden 4096, intermediate 14336, 8 experts, top 2 (4 placed here).
   for (int64_t n : {1, 64}) {
     run_case({n, 2, 8, 4096, 14336, false, 4});
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Prefill-sized batches: ≥ 128 rows per slot on average (host bound), so gate_up and down take
+// the large-M path (128-row blocks over pairs of list tiles, 256 weight rows per block).
+TEST_F(MoeOpsGpuTest, LargeBatchTinyDims) {
+  for (const Case& c : std::vector<Case>{
+           {1000, 2, 8, 256, 128, false, 0},       // odd slot sizes: partial 128- and 64-row ends
+           {2048, 2, 8, 256, 128, true, 0},        // every pair on one expert: 32 blocks, 7 empty
+           {2048, 4, 16, 512, 384, false, 0, 70},  // one hot expert, the rest thin (some < 64)
+           {1500, 4, 16, 256, 256, false, 10},     // skipped pairs (−1 slots)
+           {4096, 1, 4, 272, 256, false, 0},       // gate_up K = 272: a partial last K slice
+           {4096, 1, 4, 256, 144, false, 0},       // down K = 144 (gate_up falls back: 144 % 128)
+       }) {
+    run_case(c);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST_F(MoeOpsGpuTest, LargeBatchRealDims) {
+  // Qwen3-30B-A3B at 2048 and 4096 tokens (64 of 128 experts placed at 4096, to keep the CPU
+  // oracle quick), and a hot expert taking ~60% of the pairs.
+  for (const Case& c : std::vector<Case>{
+           {2048, 8, 128, 2048, 768, false, 0},
+           {4096, 8, 128, 2048, 768, false, 64},
+           {2048, 8, 128, 2048, 768, false, 32, 60},
+           // Mixtral-8x7B at 2048 (2 experts placed) and 4096 tokens (1 placed).
+           {2048, 2, 8, 4096, 14336, false, 2},
+           {4096, 2, 8, 4096, 14336, false, 1},
+       }) {
+    run_case(c);
     if (HasFatalFailure()) return;
   }
 }

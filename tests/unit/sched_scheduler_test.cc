@@ -278,9 +278,9 @@ TEST(Scheduler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
   EXPECT_TRUE(out.top_logprobs.empty());
 }
 
-// Device-side greedy picking: allowed only when no request of the step needs its logits row, and
+// Device-side sampling: allowed only when no request of the step needs its logits row, and
 // update_tokens() with the same tokens gives the same outputs as update() with the logits.
-TEST(Scheduler, PlainGreedyStepsTakeDeviceTokens) {
+TEST(Scheduler, DeviceSampledStepsTakeDeviceTokens) {
   FakeKv kv_a(100, 4), kv_b(100, 4);
   Scheduler a(config(), kv_a), b(config(), kv_b);
   for (Scheduler* s : {&a, &b}) {
@@ -292,7 +292,12 @@ TEST(Scheduler, PlainGreedyStepsTakeDeviceTokens) {
     auto ca = a.schedule();
     auto cb = b.schedule();
     ASSERT_TRUE(ca.is_ok() && cb.is_ok());
-    EXPECT_TRUE(a.step_is_plain_greedy());
+    std::vector<float> params;
+    EXPECT_TRUE(b.device_sampling_params(params));
+    size_t wanted = 0;
+    for (const auto& c : *cb) wanted += c.want_logits ? 1 : 0;
+    ASSERT_EQ(params.size(), 4 * wanted);
+    for (size_t r = 0; r < wanted; ++r) EXPECT_EQ(params[4 * r], 0.0f);  // greedy rows
     const std::vector<float> logits = fake_logits(*ca);
     std::vector<int32_t> tokens;
     for (const auto& c : *cb) {
@@ -310,20 +315,47 @@ TEST(Scheduler, PlainGreedyStepsTakeDeviceTokens) {
     EXPECT_EQ(out_a[i].finish_reason, out_b[i].finish_reason);
   }
 
-  // Any request that needs its row (sampling, logits, logprobs, min_tokens masking) rules it out.
-  for (int variant = 0; variant < 4; ++variant) {
+  // Any request that needs its row (logits, logprobs, min_tokens masking) rules it out.
+  for (int variant = 0; variant < 3; ++variant) {
     FakeKv kv(100, 4);
     Scheduler s(config(), kv);
     SchedRequest r = request(1, 3, 5);
-    if (variant == 0) r.sampling.temperature = 0.7f;
-    if (variant == 1) r.return_logits = true;
-    if (variant == 2) r.n_logprobs = 0;
-    if (variant == 3) r.min_tokens = 2;
+    if (variant == 0) r.return_logits = true;
+    if (variant == 1) r.n_logprobs = 0;
+    if (variant == 2) r.min_tokens = 2;
     ASSERT_TRUE(s.add(request(2, 3, 5)).is_ok());
     ASSERT_TRUE(s.add(std::move(r)).is_ok());
     ASSERT_TRUE(s.schedule().is_ok());
-    EXPECT_FALSE(s.step_is_plain_greedy()) << "variant " << variant;
+    std::vector<float> params;
+    EXPECT_FALSE(s.device_sampling_params(params)) << "variant " << variant;
   }
+}
+
+// A sampled request's row carries its parameters and the next uniform of its own generator (the
+// draw the host sampler would have made), so its seed still decides its tokens.
+TEST(Scheduler, DeviceSamplingParamsDrawFromTheRequestsGenerator) {
+  FakeKv kv(100, 4);
+  Scheduler s(config(), kv);
+  SchedRequest r = request(1, 3, 5);
+  r.sampling.temperature = 0.7f;
+  r.sampling.top_p = 0.9f;
+  r.sampling.top_k = 20;
+  r.sampling.seed = 1234;
+  r.sampling.has_seed = true;
+  ASSERT_TRUE(s.add(std::move(r)).is_ok());
+  ASSERT_TRUE(s.schedule().is_ok());
+  std::vector<float> params;
+  ASSERT_TRUE(s.device_sampling_params(params));
+  ASSERT_EQ(params.size(), 4u);
+  SamplingParams sp;
+  sp.seed = 1234;
+  sp.has_seed = true;
+  sp.temperature = 0.7f;
+  Sampler twin(sp, 0);
+  EXPECT_EQ(params[0], 0.7f);
+  EXPECT_EQ(params[1], 0.9f);
+  EXPECT_EQ(params[2], 20.0f);
+  EXPECT_EQ(params[3], static_cast<float>(twin.draw_uniform()));
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ class CudaBackend final : public Backend {
                         const Tensor& out) override;
   void fill_zero(const Tensor& t) override;
   void argmax_rows(const Tensor& logits, const Tensor& ids) override;
+  // backend/{cpu,cuda}/sample*: see Backend::sample_rows.
+  void sample_rows(const Tensor& logits, const Tensor& params, const Tensor& ids) override;
   // MoE ops: backend/cuda/cuda_backend_moe.cc.
   void moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
                  const MoeLayout& layout) override;

@@ -11,7 +11,11 @@
 // empty, so 16-row groups past the tile's rows are neither loaded nor multiplied; the weights are
 // what streams, and the many small column blocks keep enough of them in flight to saturate HBM.
 // The A loader gathers x rows through row_token (gate_up) — no permuted copy of x.
+//
+// Large M (prefill): 128-row × 256-weight-row blocks multiplied with Hopper wgmma (see "the
+// large-M path" below), selected from host-known shapes by big_tiles_pay.
 #include <atomic>
+#include <climits>
 #include <cstdint>
 
 #include "backend/cuda/common.cuh"
@@ -360,6 +364,25 @@ __global__ void __launch_bounds__(kThreads) moe_grouped_gemm_kernel(const Groupe
   }
 }
 
+// ---- the large-M path: 128 grouped rows × 256 weight rows per block ----
+//
+// Prefill-sized batches are compute-bound, and the 64 × 128 blocks above re-read every weight
+// slice once per 64 rows with mma.sync, whose per-warp ldmatrix traffic bounds H100 near 35-40%
+// of its tensor peak. Here a block takes two consecutive list tiles of one slot (the list is
+// unchanged: the block of a slot's even tile also covers the odd one after it, whose own work
+// item is skipped): 128 rows × 256 weight rows, two warpgroups of 64 rows each multiplying with
+// wgmma.mma_async m64n256k16 straight from shared memory, fed by a 4-stage cp.async ring of
+// 64-wide K slices (192 KiB, one block per SM) that keeps one wgmma group in flight. Work items
+// are rastered in groups of kBigGroup list tiles (≈ one large expert): the blocks running together
+// share one slot's weight columns and a few MiB of A rows, so weights stream from HBM about once
+// and A stays in L2.
+constexpr int kBigRows = 2 * kTileRows;
+constexpr int kBigBN = 256;  // weight rows per block (gate_up: 128 gate + up pairs → 128 columns)
+constexpr int kBigThreads = 256;
+constexpr int kBigStages = 4;
+constexpr int kBigGroup = 16;
+constexpr int64_t kBigMaxBlocks = 1 << 16;  // past this the grid strides over the work items
+
 // Opts the kernel into its dynamic shared memory once per device (a host call, not a stream op).
 template <typename Kernel>
 void ensure_smem(Kernel kernel, int bytes, std::atomic<uint64_t>& devices_done) {
@@ -384,6 +407,234 @@ void launch_grouped(const GroupedArgs& args, int64_t max_tiles, int64_t n_out_co
   const dim3 grid(static_cast<unsigned>(tile_blocks), static_cast<unsigned>(col_blocks));
   kernel<<<grid, kThreads, kSmem, stream>>>(args);
   MSI_CUDA_CHECK_LAUNCH();
+}
+
+// The stages' XOR swizzle (swz) is exactly wgmma's 128-byte swizzle for K-major rows of 128 bytes,
+// given 1024-byte-aligned stages. gate_up stages the block's 128 gate rows, then its 128 up rows,
+// so accumulator column chunk i (gate) pairs with chunk i + 16 (up) in the same thread.
+
+// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart.
+__device__ __forceinline__ uint64_t wgmma_desc(const void* p) {
+  const uint64_t addr = smem_addr(p);
+  return ((addr & 0x3FFFF) >> 4) | (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+}
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// cp.async writes are generic-proxy writes; wgmma reads through the async proxy.
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a,
+                                                 uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, "
+      "%127"
+      "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+        "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]),
+        "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]),
+        "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),
+        "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]),
+        "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]),
+        "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]),
+        "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),
+        "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),
+        "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+template <bool kGateUp>
+__global__ void __launch_bounds__(kBigThreads, 1)
+    moe_grouped_wgmma_kernel(const GroupedArgs args, int x_tiles, int col_blocks) {
+  constexpr int kRowStep = kBigThreads / 8;  // rows one cp.async pass covers
+  constexpr int kALoads = kBigRows / kRowStep, kBLoads = kBigBN / kRowStep;
+  constexpr int kHalf = kBigBN / 2;  // gate_up: gate rows, then as many up rows
+
+  extern __shared__ uint4 smem_raw[];
+  // 1024-byte alignment for the swizzle pattern (the launch adds the slack).
+  bf16* s_a =
+      reinterpret_cast<bf16*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  bf16* s_b = s_a + kBigStages * kBigRows * kBK;  // [kBigStages][kBigBN][kBK]
+  const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int wg = warp / 4;  // warpgroup: rows 64·wg.. of the block
+  const int chunk = tid % 8;
+  const int k = args.k;
+  const int n_kt = (k + kBK - 1) / kBK;
+  const int n_tiles = args.tiles[0];
+  const int total = x_tiles * col_blocks;
+
+  for (int w = blockIdx.x; w < total; w += gridDim.x) {
+    const int first = w / (kBigGroup * col_blocks) * kBigGroup;
+    if (first >= n_tiles) break;
+    const int group_tiles = min(kBigGroup, x_tiles - first);
+    const int within = w - first * col_blocks;
+    const int tile = first + within % group_tiles;
+    const int col_block = within / group_tiles;
+    if (tile >= n_tiles) continue;
+    const int slot = args.tiles[2 + 2 * tile];
+    const int row0 = args.tiles[3 + 2 * tile];
+    if ((row0 - args.offsets[slot]) / kTileRows % 2 != 0) continue;
+    const int m = min(kBigRows, args.offsets[slot + 1] - row0);
+
+    const bf16* a_src[kALoads];
+#pragma unroll
+    for (int c = 0; c < kALoads; ++c) {
+      const int r = tid / 8 + kRowStep * c;
+      const int src_row = r < m ? (kGateUp ? args.row_token[row0 + r] : row0 + r) : 0;
+      a_src[c] = args.a + static_cast<int64_t>(src_row) * k + chunk * 8;
+    }
+    const int n_block = col_block * (kGateUp ? kHalf : kBigBN);
+    const bf16* w_slot = args.w + static_cast<int64_t>(slot) * args.w_slot_stride +
+                         static_cast<int64_t>(n_block + tid / 8) * k + chunk * 8;
+    auto b_src = [&](int c) {
+      const int r = c * kRowStep;  // + tid / 8, folded into w_slot
+      if constexpr (kGateUp) {
+        return w_slot + static_cast<int64_t>(r < kHalf ? r : args.inter + r - kHalf) * k;
+      } else {
+        return w_slot + static_cast<int64_t>(r) * k;
+      }
+    };
+    auto load_stage = [&](int stage, int kt) {
+      const int k0 = kt * kBK;
+      const int bytes = k0 + chunk * 8 < k ? 16 : 0;
+      bf16* sa = s_a + stage * kBigRows * kBK;
+#pragma unroll
+      for (int c = 0; c < kALoads; ++c) {
+        const int r = tid / 8 + kRowStep * c;
+        // Rows past m are zero-filled: both warpgroups always multiply (a branch around wgmma
+        // makes ptxas serialize it), a block of ≤ 64 rows wasting the second one's work.
+        cp_async16(sa + swz(r, chunk), a_src[c] + k0, r < m ? bytes : 0);
+      }
+      bf16* sb = s_b + stage * kBigBN * kBK;
+#pragma unroll
+      for (int c = 0; c < kBLoads; ++c) {
+        cp_async16(sb + swz(tid / 8 + kRowStep * c, chunk), b_src(c) + k0, bytes);
+      }
+    };
+
+    float acc[128];
+#pragma unroll
+    for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
+
+      // NOTE: loads run kBigStages - 2 slices ahead, not - 1: the wgmma group of slice kt - 1 may
+      // still be reading its stage while slice kt's is issued, so the stage refilled at kt is
+      // kt - 2's, whose group the wait at the end of iteration kt - 1 retired.
+#pragma unroll
+    for (int s = 0; s < kBigStages - 2; ++s) {
+      if (s < n_kt) load_stage(s, s);
+      cp_async_commit();
+    }
+    for (int kt = 0; kt < n_kt; ++kt) {
+      cp_async_wait<kBigStages - 3>();
+      fence_proxy_async();
+      __syncthreads();  // stage kt landed for all; both warpgroups retired slice kt - 2
+      const int next = kt + kBigStages - 2;
+      if (next < n_kt) load_stage(next % kBigStages, next);
+      cp_async_commit();
+
+      {
+        const bf16* sa = s_a + (kt % kBigStages) * kBigRows * kBK + wg * 64 * kBK;
+        const bf16* sb = s_b + (kt % kBigStages) * kBigBN * kBK;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+          // A k16 slice starts 32 bytes further into each swizzled 128-byte row.
+          wgmma_m64n256k16(acc, wgmma_desc(sa + kk * 16), wgmma_desc(sb + kk * 16));
+        }
+        wgmma_commit();
+        wgmma_wait<1>();
+      }
+    }
+    wgmma_wait<0>();
+    cp_async_wait<0>();
+
+    // Epilogue: warp w of the warpgroup holds rows 16·(w%4) + lane/4 (+8); accumulator chunk i
+    // holds columns 8i + 2·(lane%4) (+1), as mma.sync's C fragment repeated along N.
+    {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = wg * 64 + (warp % 4) * 16 + lane / 4 + 8 * h;
+        if (r >= m) continue;
+        const int64_t row = row0 + r;
+        bf16* out_row = args.out + row * args.out_cols;
+        if constexpr (kGateUp) {
+#pragma unroll
+          for (int i = 0; i < kHalf / 8; ++i) {
+            const int col = n_block + i * 8 + 2 * (lane % 4);
+            const float g0 = acc[4 * i + 2 * h], g1 = acc[4 * i + 2 * h + 1];
+            const float u0 = acc[4 * (i + kHalf / 8) + 2 * h];
+            const float u1 = acc[4 * (i + kHalf / 8) + 2 * h + 1];
+            const float v0 = g0 / (1.0f + __expf(-g0)) * u0;
+            const float v1 = g1 / (1.0f + __expf(-g1)) * u1;
+            *reinterpret_cast<__nv_bfloat162*>(out_row + col) = __floats2bfloat162_rn(v0, v1);
+          }
+        } else {
+          const float gate = args.row_gate[row];
+#pragma unroll
+          for (int i = 0; i < kBigBN / 8; ++i) {
+            const int col = n_block + i * 8 + 2 * (lane % 4);
+            *reinterpret_cast<__nv_bfloat162*>(out_row + col) =
+                __floats2bfloat162_rn(gate * acc[4 * i + 2 * h], gate * acc[4 * i + 2 * h + 1]);
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// The large-M path, for shapes where blocks of 128 rows pay (big_tiles_pay). Work items are
+// (list tile, column block) pairs; the grid strides over them past kBigMaxBlocks.
+template <bool kGateUp>
+void launch_grouped_big(const GroupedArgs& args, int64_t max_tiles, int64_t n_out_cols,
+                        cudaStream_t stream) {
+  // + 1 KiB: the kernel aligns its stages to 1024 bytes.
+  constexpr int kSmem =
+      kBigStages * (kBigRows + kBigBN) * kBK * static_cast<int>(sizeof(bf16)) + 1024;
+  static std::atomic<uint64_t> devices_done{0};
+  auto kernel = moe_grouped_wgmma_kernel<kGateUp>;
+  ensure_smem(kernel, kSmem, devices_done);
+  const int64_t col_blocks = n_out_cols / (kGateUp ? kBigBN / 2 : kBigBN);
+  const int64_t grid = std::min(max_tiles * col_blocks, kBigMaxBlocks);
+  kernel<<<static_cast<unsigned>(grid), kBigThreads, kSmem, stream>>>(
+      args, static_cast<int>(max_tiles), static_cast<int>(col_blocks));
+  MSI_CUDA_CHECK_LAUNCH();
+}
+
+// Once the average slot holds a 128-row block (e.g. Mixtral-8x7B from 512 tokens, Qwen3-30B-A3B
+// from 2048), the work is compute-bound and the large blocks' weight reuse wins. `n_out_cols` must
+// split into whole column blocks and the work-item count must fit an int.
+bool big_tiles_pay(int64_t max_rows, int64_t n_slots, int64_t max_tiles, int64_t n_out_cols,
+                   int64_t cols_per_block) {
+  return max_rows >= kBigRows * std::min(n_slots, max_rows) && n_out_cols % cols_per_block == 0 &&
+         max_tiles * (n_out_cols / cols_per_block) <= INT32_MAX;
 }
 
 // Once the average non-empty slot holds half a tile or more, wide column blocks win (measured on
@@ -466,7 +717,9 @@ void launch_moe_gate_up(const bf16* x, const bf16* w13, const int32_t* tiles,
   // Decode: 32 act columns per block unless that leaves under ~4 blocks per SM (few active
   // experts, small inter), where 16-column blocks balance the SMs better.
   const bool wide_fills = max_tiles * (inter / 32) >= 4 * sm_count();
-  if (inter % 64 == 0 && wide_blocks_pay(max_rows, n_slots)) {
+  if (big_tiles_pay(max_rows, n_slots, max_tiles, inter, kBigBN / 2)) {
+    launch_grouped_big<true>(a, max_tiles, inter, stream);  // 128 act columns per block
+  } else if (inter % 64 == 0 && wide_blocks_pay(max_rows, n_slots)) {
     launch_grouped<128, 2, true>(a, max_tiles, inter, stream);  // 64 act columns per block
   } else if (inter % 32 == 0 && wide_fills) {
     launch_grouped<64, 4, true>(a, max_tiles, inter, stream);  // 32 act columns per block
@@ -492,7 +745,9 @@ void launch_moe_down(const bf16* act, const bf16* w2, const int32_t* tiles,
   a.k = static_cast<int>(inter);
   a.out_cols = static_cast<int>(hidden);
   // Decode: 6 stages of 32 weight rows, 3 blocks per SM (measured: better than 8 stages at 2).
-  if (hidden % 128 == 0 && wide_blocks_pay(max_rows, n_slots)) {
+  if (big_tiles_pay(max_rows, n_slots, max_tiles, hidden, kBigBN)) {
+    launch_grouped_big<false>(a, max_tiles, hidden, stream);
+  } else if (hidden % 128 == 0 && wide_blocks_pay(max_rows, n_slots)) {
     launch_grouped<128, 2, false>(a, max_tiles, hidden, stream);
   } else if (hidden % 32 == 0) {
     launch_grouped<32, 4, false, 6>(a, max_tiles, hidden, stream);

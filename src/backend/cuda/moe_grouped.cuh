@@ -9,7 +9,10 @@
 //   tiles[0] = n_tiles, tiles[1] = grouped rows,
 //   tiles[2 + 2i] = slot of tile i, tiles[3 + 2i] = its first grouped row,
 // one tile per kMoeGroupedTileRows rows of a slot (the last one of a slot may be partial); its
-// rows end at min(first + kMoeGroupedTileRows, expert_offsets[slot + 1]).
+// rows end at min(first + kMoeGroupedTileRows, expert_offsets[slot + 1]). The large-M GEMM path
+// (prefill: ≥ 128 rows per slot by the host-known bound) reads the same list and runs one
+// 128-row block per pair of consecutive tiles of a slot (its tile at an even index within the
+// slot, plus the next one), so the list needs no second encoding or capacity.
 #pragma once
 
 #include <algorithm>
