@@ -51,6 +51,13 @@ class DeviceClock {
   virtual double elapsed_ms(int a, int b) = 0;
 };
 
+// A point in a backend's stream that another backend's stream can wait for (a CUDA event), so two
+// devices' streams order their work without the host waiting. Recorded by the backend that made it.
+class DeviceEvent {
+ public:
+  virtual ~DeviceEvent() = default;
+};
+
 // A recorded sequence of a backend's ops, replayed as one launch (a CUDA graph).
 class DeviceGraph {
  public:
@@ -90,6 +97,16 @@ class Backend {
   virtual std::unique_ptr<DeviceClock> make_clock(int n_marks) = 0;
   // Blocks until every op enqueued so far is done.
   virtual void synchronize() = 0;
+  // Cross-device ordering. record_event marks everything enqueued so far on this backend's stream;
+  // wait_event makes this backend's later ops wait until `event` (made by any backend of this
+  // process) has been reached — its most recent record at the time of the call. On the CPU both
+  // are no-ops (every op has finished when it returns).
+  virtual std::unique_ptr<DeviceEvent> make_event() = 0;
+  virtual void record_event(DeviceEvent& event) = 0;
+  virtual void wait_event(DeviceEvent& event) = 0;
+  // Lets this backend's kernels read and write `other`'s memory directly (CUDA peer access over
+  // NVLink or PCIe). Unavailable when the devices cannot; a no-op on the same device or the CPU.
+  virtual Status enable_peer_access(const Backend& other) = 0;
   // Records the ops `enqueue` issues (without running them) into a graph; nullptr when the
   // backend has no graphs (the CPU). `enqueue` must not block the host or copy to or from it.
   virtual std::unique_ptr<DeviceGraph> capture(const std::function<void()>& enqueue) { return nullptr; }

@@ -10,7 +10,10 @@
 #include "engine/worker_setup.h"
 #include "pipeline/chrome_trace.h"
 #include "roles/expert_server.h"
+#include "roles/host_unit_handler.h"
 #include "roles/m2n_expert_link.h"
+#include "roles/peer_expert_link.h"
+#include "roles/peer_unit_handler.h"
 
 namespace msi {
 namespace {
@@ -49,6 +52,7 @@ class ThreadDeployment final : public Deployment {
   std::vector<std::unique_ptr<AttentionWorker>> attention_;
   std::vector<std::unique_ptr<ExpertWorker>> experts_;
   std::vector<std::unique_ptr<ColocatedExpertLink>> colocated_;  // N = 0: one per attention worker
+  std::vector<std::unique_ptr<PeerUnitHandler>> peer_handlers_;   // --expert-devices: one per expert worker
   std::unique_ptr<comm::M2NTransport> dispatch_, combine_;
   std::vector<std::unique_ptr<QueueInbox>> inboxes_;
   std::vector<std::unique_ptr<Timeline>> timelines_;
@@ -90,8 +94,9 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
   MSI_ASSIGN_OR_RETURN(setup_, open_worker_setup(model_dir, options_));
   const ModelConfig& config = setup_.config;
   const int m = options_.n_attention_workers, n = options_.n_expert_workers;
+  const bool peer = !options_.expert_devices.empty();
   for (int a = 0; a < m; ++a) {
-    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options_.device));
+    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(attention_device(options_, a)));
     MSI_ASSIGN_OR_RETURN(auto worker, make_attention_worker(config, setup_, *backend, options_));
     if (n == 0) {
       MSI_ASSIGN_OR_RETURN(auto link, make_colocated_link(config, setup_, *backend, options_));
@@ -103,10 +108,22 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
     if (options_.record_timeline) timelines_.push_back(std::make_unique<Timeline>(attention_label(a)));
   }
   for (int x = 0; x < n; ++x) {
-    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options_.device));
-    MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(config, setup_, *backend, options_, x));
+    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(expert_device(options_, x)));
+    if (peer) {
+      // Each side reads the other's memory: tokens in place, partial sums in place.
+      for (int a = 0; a < m; ++a) {
+        MSI_RETURN_IF_ERROR(backend->enable_peer_access(*backends_[static_cast<size_t>(a)]));
+        MSI_RETURN_IF_ERROR(backends_[static_cast<size_t>(a)]->enable_peer_access(*backend));
+      }
+      MSI_ASSIGN_OR_RETURN(StackedExpertWeights weights,
+                           load_stacked_expert_weights(config, *setup_.source, *backend, setup_.placement.experts_of(x)));
+      peer_handlers_.push_back(std::make_unique<PeerUnitHandler>(config, *backend, std::move(weights), m,
+                                                                 options_.max_batched_tokens, options_.n_micro_batches));
+    } else {
+      MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(config, setup_, *backend, options_, x));
+      experts_.push_back(std::move(worker));
+    }
     backends_.push_back(std::move(backend));
-    experts_.push_back(std::move(worker));
     if (options_.record_timeline) timelines_.push_back(std::make_unique<Timeline>(expert_label(x)));
   }
   setup_.source.reset();  // weights are loaded
@@ -118,7 +135,7 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
 
   running_ = m + n;
   for (int a = 0; a < m; ++a) {
-    threads_.emplace_back([this, a, timeline] {
+    threads_.emplace_back([this, a, n, peer, timeline] {
       Status st = [&]() -> Status {
         const RunnerOptions ro = runner_options(options_, setup_.max_model_len, 0x9e3779b97f4a7c15ull * (a + 1));
         CallbackOutbox outbox(a, callbacks_.on_report);
@@ -129,6 +146,13 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
         }
         MSI_ASSIGN_OR_RETURN(auto sender, dispatch_->open_sender(a));
         MSI_ASSIGN_OR_RETURN(auto receiver, combine_->open_receiver(a));
+        if (peer) {
+          PeerExpertLink link(setup_.config, *backends_[static_cast<size_t>(a)], std::move(sender), std::move(receiver),
+                              n, options_.n_micro_batches);
+          AttentionRunner runner(setup_.config, *attention_[static_cast<size_t>(a)], link, ro,
+                                 timeline(static_cast<size_t>(a)));
+          return runner.serve(*inboxes_[static_cast<size_t>(a)], outbox);
+        }
         M2NExpertLink link(*backends_[static_cast<size_t>(a)], setup_.placement, std::move(sender),
                            std::move(receiver), options_.max_batched_tokens, setup_.config.hidden_size,
                            setup_.config.n_experts_per_tok, options_.n_micro_batches);
@@ -141,11 +165,19 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
     });
   }
   for (int x = 0; x < n; ++x) {
-    threads_.emplace_back([this, x, m, timeline] {
+    threads_.emplace_back([this, x, m, peer, timeline] {
       Status st = [&]() -> Status {
         MSI_ASSIGN_OR_RETURN(auto receiver, dispatch_->open_receiver(x));
         MSI_ASSIGN_OR_RETURN(auto sender, combine_->open_sender(x));
-        ExpertServer server(setup_.config, *experts_[static_cast<size_t>(x)], std::move(receiver), std::move(sender),
+        std::unique_ptr<HostUnitHandler> host;
+        ExpertUnitHandler* handler = nullptr;
+        if (peer) {
+          handler = peer_handlers_[static_cast<size_t>(x)].get();
+        } else {
+          host = std::make_unique<HostUnitHandler>(setup_.config, *experts_[static_cast<size_t>(x)], m);
+          handler = host.get();
+        }
+        ExpertServer server(setup_.config, *handler, std::move(receiver), std::move(sender),
                             m, options_.n_micro_batches, timeline(static_cast<size_t>(m + x)));
         return server.run();
       }();

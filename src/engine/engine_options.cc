@@ -9,10 +9,20 @@ Status validate_engine_options(const EngineOptions& o) {
   if (o.n_expert_workers < 0) {
     return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 0 (0: experts on each attention worker)");
   }
-  if (o.n_expert_workers > 0 && o.device.rfind("cuda", 0) == 0) {
+  if (!o.expert_devices.empty()) {
+    if (o.n_expert_workers != static_cast<int>(o.expert_devices.size())) {
+      return error(StatusCode::kInvalidArgument, "{} expert workers for {} --expert-devices", o.n_expert_workers,
+                   o.expert_devices.size());
+    }
+    if (o.transport != "inproc") {
+      return error(StatusCode::kInvalidArgument,
+                   "--expert-devices runs the workers as threads of one process (--transport inproc)");
+    }
+  } else if (o.n_expert_workers > 0 && o.device.rfind("cuda", 0) == 0) {
     return error(StatusCode::kInvalidArgument,
-                 "expert workers on a GPU need the GPU M2N transports, which this build does not have yet: use "
-                 "--expert-workers 0 to run the experts on each attention worker's GPU");
+                 "expert workers on a GPU need device-to-device transport: give their devices with --expert-devices "
+                 "(e.g. --attention-devices cuda:0 --expert-devices cuda:1), or use --expert-workers 0 to run the "
+                 "experts on each attention worker's GPU");
   }
   if (o.n_micro_batches < 1 || o.n_micro_batches > kMaxMicroBatches) {
     return error(StatusCode::kInvalidArgument, "--micro-batches must be in [1, {}]", kMaxMicroBatches);
@@ -45,7 +55,8 @@ nlohmann::json engine_options_to_json(const EngineOptions& o) {
           {"transport", o.transport}, {"max_batched_tokens", o.max_batched_tokens}, {"max_seqs", o.max_seqs},
           {"kv_block_size", o.kv_block_size}, {"kv_n_blocks", o.kv_n_blocks},
           {"max_model_len", o.max_model_len}, {"peer_timeout_ms", o.peer_timeout.count()},
-          {"record_timeline", o.record_timeline}, {"enforce_eager", o.enforce_eager}};
+          {"record_timeline", o.record_timeline}, {"enforce_eager", o.enforce_eager},
+          {"attention_devices", o.attention_devices}, {"expert_devices", o.expert_devices}};
 }
 
 Result<EngineOptions> engine_options_from_json(const nlohmann::json& j) {
@@ -67,6 +78,8 @@ Result<EngineOptions> engine_options_from_json(const nlohmann::json& j) {
     o.peer_timeout = std::chrono::milliseconds(j.at("peer_timeout_ms").get<int64_t>());
     o.record_timeline = j.at("record_timeline");
     o.enforce_eager = j.at("enforce_eager");
+    o.attention_devices = j.at("attention_devices").get<std::vector<std::string>>();
+    o.expert_devices = j.at("expert_devices").get<std::vector<std::string>>();
     return o;
   } catch (const nlohmann::json::exception& e) {
     return error(StatusCode::kInvalidArgument, "bad engine options: {}", e.what());

@@ -30,6 +30,7 @@
 #include "engine/worker_setup.h"
 #include "pipeline/chrome_trace.h"
 #include "roles/expert_server.h"
+#include "roles/host_unit_handler.h"
 #include "roles/m2n_expert_link.h"
 
 namespace msi {
@@ -381,7 +382,8 @@ Status run_worker(const json& job, const std::string& role, int index, int event
     setup.source.reset();
     MSI_ASSIGN_OR_RETURN(auto receiver, dispatch->open_receiver(index));
     MSI_ASSIGN_OR_RETURN(auto sender, combine->open_sender(index));
-    ExpertServer server(setup.config, *worker, std::move(receiver), std::move(sender), n_attention,
+    HostUnitHandler handler(setup.config, *worker, n_attention);
+    ExpertServer server(setup.config, handler, std::move(receiver), std::move(sender), n_attention,
                         options.n_micro_batches, timeline.get());
     MSI_RETURN_IF_ERROR(server.run());
   } else {

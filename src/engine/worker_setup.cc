@@ -4,6 +4,7 @@
 
 #include "model/dummy.h"
 #include "roles/m2n_expert_link.h"
+#include "roles/peer_message.h"
 
 namespace msi {
 
@@ -60,6 +61,16 @@ Result<std::unique_ptr<ColocatedExpertLink>> make_colocated_link(const ModelConf
                                                options.n_micro_batches);
 }
 
+std::string attention_device(const EngineOptions& options, int index) {
+  return options.attention_devices.empty()
+             ? options.device
+             : options.attention_devices[static_cast<size_t>(index) % options.attention_devices.size()];
+}
+
+std::string expert_device(const EngineOptions& options, int index) {
+  return options.expert_devices.empty() ? options.device : options.expert_devices.at(static_cast<size_t>(index));
+}
+
 comm::M2NOptions dispatch_options(const ModelConfig& config, const EngineOptions& options) {
   comm::M2NOptions o;
   o.name = "dispatch";
@@ -68,8 +79,10 @@ comm::M2NOptions dispatch_options(const ModelConfig& config, const EngineOptions
   o.n_senders = options.n_attention_workers;
   o.n_receivers = options.n_expert_workers;
   o.n_slots = std::max(options.n_micro_batches, 2);
-  o.max_payload_bytes = max_dispatch_payload_bytes(options.max_batched_tokens, config.n_experts_per_tok,
-                                                   config.hidden_size);
+  o.max_payload_bytes = !options.expert_devices.empty()
+                            ? kPeerPayloadBytes  // the peer transport moves tokens device to device
+                            : max_dispatch_payload_bytes(options.max_batched_tokens, config.n_experts_per_tok,
+                                                         config.hidden_size);
   o.timeout = options.peer_timeout;
   return o;
 }
@@ -82,7 +95,9 @@ comm::M2NOptions combine_options(const ModelConfig& config, const EngineOptions&
   o.n_senders = options.n_expert_workers;
   o.n_receivers = options.n_attention_workers;
   o.n_slots = std::max(options.n_micro_batches, 2);
-  o.max_payload_bytes = max_combine_payload_bytes(options.max_batched_tokens, config.hidden_size);
+  o.max_payload_bytes = !options.expert_devices.empty()
+                            ? kPeerPayloadBytes
+                            : max_combine_payload_bytes(options.max_batched_tokens, config.hidden_size);
   o.timeout = options.peer_timeout;
   return o;
 }

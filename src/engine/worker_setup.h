@@ -41,6 +41,10 @@ Result<std::unique_ptr<ExpertWorker>> make_expert_worker(const ModelConfig& conf
 Result<std::unique_ptr<ColocatedExpertLink>> make_colocated_link(const ModelConfig& config, const WorkerSetup& setup,
                                                                  Backend& backend, const EngineOptions& options);
 
+// The device of attention worker `index` / expert worker `index` (EngineOptions' device lists).
+std::string attention_device(const EngineOptions& options, int index);
+std::string expert_device(const EngineOptions& options, int index);
+
 comm::M2NOptions dispatch_options(const ModelConfig& config, const EngineOptions& options);
 comm::M2NOptions combine_options(const ModelConfig& config, const EngineOptions& options);
 RunnerOptions runner_options(const EngineOptions& options, int64_t max_model_len, uint64_t seed);

@@ -4,14 +4,13 @@
 
 namespace msi {
 
-ExpertServer::ExpertServer(const ModelConfig& config, ExpertWorker& worker,
+ExpertServer::ExpertServer(const ModelConfig& config, ExpertUnitHandler& handler,
                            std::unique_ptr<comm::M2NReceiver> dispatch,
                            std::unique_ptr<comm::M2NSender> combine, int n_attention_workers,
                            int n_micro_batches, Timeline* timeline)
-    : config_(config), worker_(worker), dispatch_(std::move(dispatch)), combine_(std::move(combine)),
+    : config_(config), handler_(handler), dispatch_(std::move(dispatch)), combine_(std::move(combine)),
       n_sources_(n_attention_workers), n_micro_batches_(n_micro_batches), timeline_(timeline),
-      in_(static_cast<size_t>(n_attention_workers)), out_(static_cast<size_t>(n_attention_workers)),
-      headers_(static_cast<size_t>(n_attention_workers)) {
+      headers_(static_cast<size_t>(n_attention_workers)), replies_(static_cast<size_t>(n_attention_workers)) {
   for (int l = 0; l < config.n_layers; ++l) {
     if (config.is_moe_layer(l)) moe_layers_.push_back(l);
   }
@@ -36,12 +35,10 @@ Status ExpertServer::run() {
 }
 
 Status ExpertServer::serve_unit(const UnitId& unit, bool patient, bool* stop, bool* idle_step) {
-  const int64_t h = config_.hidden_size, k = config_.n_experts_per_tok;
   const bool first_unit_of_step = unit.layer == moe_layers_.front() && unit.micro_batch == 0;
   // Wait for every source's message of this unit.
   Timeline::Span wait = timeline_ ? timeline_->begin(SpanKind::kExpertWait, unit) : Timeline::Span{};
   bool all_idle = true, all_shutdown = true;
-  int64_t total = 0;
   for (int s = 0; s < n_sources_; ++s) {
     Result<comm::Message> received = dispatch_->receive(s, &unit);
     while (patient && received.status().code() == StatusCode::kDeadlineExceeded) {
@@ -51,19 +48,7 @@ Status ExpertServer::serve_unit(const UnitId& unit, bool patient, bool* stop, bo
     headers_[static_cast<size_t>(s)] = msg.header;
     all_idle = all_idle && (msg.header.flags & kFlagIdle) != 0;
     all_shutdown = all_shutdown && (msg.header.flags & kFlagShutdown) != 0;
-    const int64_t n = msg.header.n_tokens;
-    const DispatchLayout layout = dispatch_layout(n, k, h);
-    if (msg.header.payload_bytes != layout.total_bytes) {
-      return error(StatusCode::kInternal, "attention worker {} sent {} bytes for {} tokens (expected {})", s,
-                   msg.header.payload_bytes, n, layout.total_bytes);
-    }
-    auto* base = const_cast<std::byte*>(msg.payload.data());
-    DispatchMessage& m = in_[static_cast<size_t>(s)];
-    m.n_tokens = n;
-    m.expert_ids = Tensor::view(base + layout.ids_offset, DType::kI32, {n, k});
-    m.gates = Tensor::view(base + layout.gates_offset, DType::kF32, {n, k});
-    m.hidden = Tensor::view(base + layout.hidden_offset, DType::kF32, {n, h});
-    total += n;
+    MSI_RETURN_IF_ERROR(handler_.take(s, msg.header, msg.payload));
   }
   if (timeline_) timeline_->end(wait);
 
@@ -83,25 +68,17 @@ Status ExpertServer::serve_unit(const UnitId& unit, bool patient, bool* stop, bo
 
   // Replies are written in place into each source's combine mailbox.
   for (int s = 0; s < n_sources_; ++s) {
-    MSI_ASSIGN_OR_RETURN(std::span<std::byte> buf, combine_->acquire(s));
-    const int64_t n = in_[static_cast<size_t>(s)].n_tokens;
-    if (combine_bytes(n, h) > buf.size()) {
-      return error(StatusCode::kInvalidArgument, "combine of {} tokens exceeds the mailbox capacity", n);
-    }
-    out_[static_cast<size_t>(s)].partial = Tensor::view(buf.data(), DType::kF32, {n, h});
+    MSI_ASSIGN_OR_RETURN(replies_[static_cast<size_t>(s)], combine_->acquire(s));
+    headers_[static_cast<size_t>(s)] = comm::MessageHeader{};
+    headers_[static_cast<size_t>(s)].unit = unit;
   }
-  Timeline::Span compute = timeline_ ? timeline_->begin(SpanKind::kExpertCompute, unit, total) : Timeline::Span{};
-  Status st = worker_.process(unit.layer, in_, out_);
+  Timeline::Span compute =
+      timeline_ ? timeline_->begin(SpanKind::kExpertCompute, unit, handler_.unit_rows()) : Timeline::Span{};
+  Status st = handler_.run(unit.layer, replies_, headers_);
   if (timeline_) timeline_->end(compute);
   for (int s = 0; s < n_sources_; ++s) dispatch_->release(s);
   MSI_RETURN_IF_ERROR(st);
-  for (int s = 0; s < n_sources_; ++s) {
-    comm::MessageHeader reply;
-    reply.unit = unit;
-    reply.n_tokens = out_[static_cast<size_t>(s)].n_tokens;
-    reply.payload_bytes = combine_bytes(reply.n_tokens, h);
-    MSI_RETURN_IF_ERROR(combine_->commit(s, reply));
-  }
+  for (int s = 0; s < n_sources_; ++s) MSI_RETURN_IF_ERROR(combine_->commit(s, headers_[static_cast<size_t>(s)]));
   return Status::ok();
 }
 

@@ -1,7 +1,7 @@
-// ExpertServer: drives one ExpertWorker over the M2N library. It takes the units of every step in
+// ExpertServer: one expert worker's side of the M2N protocol. It takes the units of every step in
 // order — for each MoE layer, for each micro-batch — waits for the dispatch message of each of the
-// M attention workers, runs the worker's experts on all of them at once, and replies to each
-// source in its combine mailbox (written in place, no staging copy).
+// M attention workers, has its ExpertUnitHandler run the experts on all of them at once, and
+// replies to each source in its combine mailbox (written in place, no staging copy).
 //
 // Idle steps and termination: the first unit of a step (first MoE layer, micro-batch 0) carries
 // kFlagIdle from every attention worker that has nothing to do (plus kFlagShutdown once it never
@@ -17,13 +17,14 @@
 #include "comm/m2n.h"
 #include "model/config.h"
 #include "pipeline/timeline.h"
-#include "roles/expert_worker.h"
+#include "roles/expert_unit_handler.h"
+#include "roles/moe_message.h"
 
 namespace msi {
 
 class ExpertServer {
  public:
-  ExpertServer(const ModelConfig& config, ExpertWorker& worker, std::unique_ptr<comm::M2NReceiver> dispatch,
+  ExpertServer(const ModelConfig& config, ExpertUnitHandler& handler, std::unique_ptr<comm::M2NReceiver> dispatch,
                std::unique_ptr<comm::M2NSender> combine, int n_attention_workers, int n_micro_batches,
                Timeline* timeline);
 
@@ -37,16 +38,15 @@ class ExpertServer {
   Status serve_unit(const UnitId& unit, bool patient, bool* stop, bool* idle_step);
 
   const ModelConfig& config_;
-  ExpertWorker& worker_;
+  ExpertUnitHandler& handler_;
   std::unique_ptr<comm::M2NReceiver> dispatch_;
   std::unique_ptr<comm::M2NSender> combine_;
   int n_sources_;
   int n_micro_batches_;
   Timeline* timeline_;
   std::vector<int> moe_layers_;
-  std::vector<DispatchMessage> in_;
-  std::vector<CombineMessage> out_;
   std::vector<comm::MessageHeader> headers_;
+  std::vector<std::span<std::byte>> replies_;
   bool after_idle_step_ = false;
 };
 

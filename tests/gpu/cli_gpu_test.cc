@@ -63,7 +63,7 @@ TEST_F(CliGpuTest, GpuDeploymentErrorsAreClear) {
   const std::string base = "generate --model " + kModel + " --prompt-ids 1,2";
   RunResult r = msinfer(base + " --device cuda:0 --expert-workers 2");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("expert workers on a GPU need the GPU M2N transports"));
+  EXPECT_THAT(r.err, HasSubstr("expert workers on a GPU need device-to-device transport"));
   r = msinfer(base + " --device cuda:99");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("no device 99"));

@@ -237,7 +237,16 @@ TEST(ShmDeploymentErrors, BadFlags) {
   EXPECT_THAT(r.err, HasSubstr("--expert-workers must be at least 0"));
   r = msinfer(base + " --device cuda:0 --expert-workers 1");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("expert workers on a GPU need the GPU M2N transports"));
+  EXPECT_THAT(r.err, HasSubstr("expert workers on a GPU need device-to-device transport"));
+  r = msinfer(base + " --expert-devices cpu,cpu --expert-workers 3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--expert-workers 3 disagrees with 2 --expert-devices"));
+  r = msinfer(base + " --expert-devices cpu,cpu --transport shm");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--expert-devices runs the workers as threads"));
+  r = msinfer(base + " --expert-devices cpu,,cpu");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("an empty device"));
   r = msinfer(base + ",99999 --transport shm");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("outside the vocabulary"));

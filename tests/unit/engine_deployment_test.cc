@@ -35,8 +35,10 @@ std::vector<GenerateRequest> fixture_requests(const std::string& dir) {
 }
 
 Result<std::vector<GenerateResult>> run(const std::string& dir, const Deployment& d,
-                                        const std::vector<GenerateRequest>& requests) {
+                                        const std::vector<GenerateRequest>& requests,
+                                        std::vector<std::string> expert_devices = {}) {
   EngineOptions opt;
+  opt.expert_devices = std::move(expert_devices);
   opt.n_attention_workers = d.m_attention;
   opt.n_expert_workers = d.n_expert;
   opt.n_micro_batches = d.micro_batches;
@@ -90,6 +92,32 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(d.micro_batches);
     });
 
+// The peer transport (tokens read in place on the attention worker's device, partial sums on the
+// expert worker's), here with CPU devices: the same tokens and logits as the single worker.
+TEST(Deployment, PeerTransportEqualsSingleWorker) {
+  for (const std::string fixture : {"tiny-mixtral", "tiny-qwen3-moe", "tiny-qwen2-moe"}) {
+    const std::string dir = std::string(MSI_TEST_DATA_DIR) + "/" + fixture;
+    const auto requests = fixture_requests(dir);
+    auto single = run(dir, {1, 1, 1}, requests);
+    ASSERT_TRUE(single.is_ok()) << single.status().to_string();
+    for (const auto& [d, devices] : std::vector<std::pair<Deployment, std::vector<std::string>>>{
+             {{1, 1, 1}, {"cpu"}}, {{1, 2, 2}, {"cpu", "cpu"}}, {{2, 3, 3}, {"cpu", "cpu", "cpu"}}}) {
+      auto peer = run(dir, d, requests, devices);
+      ASSERT_TRUE(peer.is_ok()) << peer.status().to_string();
+      for (size_t i = 0; i < requests.size(); ++i) {
+        EXPECT_EQ((*single)[i].output_ids, (*peer)[i].output_ids) << fixture << " request " << i;
+        double max_abs = 0;
+        for (size_t j = 0; j < (*single)[i].logits.size(); ++j) {
+          for (size_t v = 0; v < (*single)[i].logits[j].size(); ++v) {
+            max_abs = std::max<double>(max_abs, std::fabs((*single)[i].logits[j][v] - (*peer)[i].logits[j][v]));
+          }
+        }
+        EXPECT_LE(max_abs, 1e-5) << fixture << " request " << i;
+      }
+    }
+  }
+}
+
 TEST(Deployment, MoreAttentionWorkersThanRequestsStillStops) {
   // Workers without requests idle in lockstep until everyone is done.
   const std::string dir = std::string(MSI_TEST_DATA_DIR) + "/tiny-mixtral";
@@ -122,6 +150,12 @@ TEST(Deployment, BadOptionsAreErrors) {
   EXPECT_EQ(Engine::create(dir, opt).status().code(), StatusCode::kInvalidArgument);
   opt.n_micro_batches = 2;
   opt.n_expert_workers = 9;  // 8 experts
+  EXPECT_EQ(Engine::create(dir, opt).status().code(), StatusCode::kInvalidArgument);
+  opt.n_expert_workers = 2;
+  opt.expert_devices = {"cpu"};  // one device for two workers
+  EXPECT_EQ(Engine::create(dir, opt).status().code(), StatusCode::kInvalidArgument);
+  opt.n_expert_workers = 1;
+  opt.transport = "shm";  // the peer transport runs threads
   EXPECT_EQ(Engine::create(dir, opt).status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -1,14 +1,17 @@
 // msinfer bench: the offline decode benchmark on one device (bench/offline_bench.h), and
 // msinfer bench serve, which benchmarks a running OpenAI-compatible server like `vllm bench serve`
-// (bench/serve_bench.h). Each prints a table, or with --json the result object, on stdout; the
+// (bench/serve_bench.h), and msinfer bench m2n, GPU M2N round trips over NVLink peer stores, the
+// copy engine and NCCL (bench/m2n_bench.h). Each prints a table, or with --json the result object, on stdout; the
 // progress line goes to stderr. bench serve exits 1 when the run cannot start (bad flag, server
 // down) or when every request failed; bench when the model cannot run.
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "bench/m2n_bench.h"
 #include "bench/offline_bench.h"
 #include "bench/serve_bench.h"
 #include "commands.h"
@@ -96,6 +99,70 @@ int run_bench_offline(BenchOfflineArgs a) {
   return 0;
 }
 
+struct BenchM2NArgs {
+  bench::M2NBenchConfig config;
+  std::string devices = "0,1";
+  std::string sizes;
+  bool no_decode = false;
+  bool json = false;
+  bool no_progress = false;
+  std::string result_file;
+};
+
+int run_bench_m2n(BenchM2NArgs a) {
+  bench::M2NBenchConfig& c = a.config;
+  if (std::sscanf(a.devices.c_str(), "%d,%d", &c.send_device, &c.recv_device) != 2) {
+    return fail("--devices must be two device indices, SEND,RECV (e.g. 0,1), got '" + a.devices + "'");
+  }
+  if (!a.sizes.empty()) {
+    auto sizes = bench::parse_byte_sizes(a.sizes);
+    if (!sizes.is_ok()) return fail("--sizes: " + sizes.status().message());
+    c.sizes = *sizes;
+  }
+  if (a.no_decode) c.decode_tokens.clear();
+  c.progress = !a.no_progress;
+  auto result = bench::run_m2n_bench(c);
+  if (!result.is_ok()) return fail(result.status().message());
+  if (!a.result_file.empty()) {
+    std::ofstream out(a.result_file);
+    out << result->dump(2) << "\n";
+    if (!out) return fail("cannot write " + a.result_file);
+  }
+  std::cout << (a.json ? result->dump(2) + "\n" : bench::m2n_bench_table(*result)) << std::flush;
+  if (!std::cout) return fail("cannot write to stdout");
+  return 0;
+}
+
+void add_m2n_command(CLI::App* bench, RunFn& run) {
+  auto a = std::make_shared<BenchM2NArgs>();
+  bench::M2NBenchConfig& c = a->config;
+  CLI::App* cmd = bench->add_subcommand(
+      "m2n", "GPU M2N dispatch+combine round trips: NVLink peer stores, copy engine, NCCL");
+  cmd->add_option("--devices", a->devices, "SEND,RECV devices (senders on the first)")->capture_default_str();
+  cmd->add_option("--senders", c.n_senders, "Senders (M), all on the send device")->capture_default_str();
+  cmd->add_option("--receivers", c.n_receivers, "Receivers (N), all on the receive device")->capture_default_str();
+  cmd->add_option("--sizes", a->sizes, "Bytes per pair, comma-separated, e.g. 4K,256K,8M (default 4K..8M, powers of 2)");
+  cmd->add_option("--decode-tokens", c.decode_tokens, "Decode shapes: tokens per sender")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--decode-hidden", c.decode_hidden, "Decode shapes: hidden sizes")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--decode-topk", c.decode_topk, "Decode shapes: experts per token")->delimiter(',')
+      ->capture_default_str();
+  cmd->add_flag("--no-decode", a->no_decode, "Only the --sizes messages, no decode shapes");
+  cmd->add_option("--transports", c.transports, "p2p, ce, nccl")->delimiter(',')->capture_default_str();
+  cmd->add_option("--warmup", c.warmup, "Untimed rounds per message size")->capture_default_str();
+  cmd->add_option("--iters", c.iters, "Timed rounds per message size")->capture_default_str();
+  cmd->add_option("--timeout-ms", c.timeout_ms, "Longest wait for a peer's flag before the round fails")
+      ->capture_default_str();
+  cmd->add_option("--p2p-blocks", c.p2p_blocks_per_pair, "Most thread blocks per pair in the P2P copy kernels")
+      ->capture_default_str();
+  cmd->add_option("--link-gbps", c.link_gbps, "Link rate per direction for the floor, GB/s")->capture_default_str();
+  cmd->add_flag("--json", a->json, "Print the result as JSON instead of a table");
+  cmd->add_option("--result-file", a->result_file, "Also write the result JSON to this file");
+  cmd->add_flag("--no-progress", a->no_progress, "No progress line on stderr");
+  cmd->callback([&run, a] { run = [a] { return run_bench_m2n(*a); }; });
+}
+
 void add_offline_flags(CLI::App* bench, BenchOfflineArgs& a) {
   bench::OfflineBenchConfig& c = a.config;
   bench->add_option("--model", a.model, "Checkpoint directory (or any directory with config.json, for dummy weights)");
@@ -172,6 +239,7 @@ void add_bench_command(CLI::App& app, RunFn& run) {
   cmd->add_option("--result-file", a->result_file, "Also write the result JSON to this file");
   cmd->add_flag("--no-progress", a->no_progress, "No progress line on stderr");
   cmd->callback([&run, a] { run = [a] { return run_bench_serve(*a); }; });
+  add_m2n_command(bench, run);
 }
 
 }  // namespace msi::cli

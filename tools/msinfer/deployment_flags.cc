@@ -1,5 +1,7 @@
 #include "deployment_flags.h"
 
+#include <algorithm>
+
 namespace msi::cli {
 
 void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
@@ -23,10 +25,37 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
       ->capture_default_str();
   cmd->add_option("--kv-block-size", f.kv_block_size, "Tokens per KV block")->capture_default_str();
   cmd->add_flag("--enforce-eager", f.enforce_eager, "Never replay decode steps as CUDA graphs (op by op)");
+  cmd->add_option("--attention-devices", f.attention_devices,
+                  "Devices of the attention workers, comma-separated (worker a on device a mod count)");
+  cmd->add_option("--expert-devices", f.expert_devices,
+                  "Devices of the expert workers, comma-separated, one worker each: disaggregated, tokens "
+                  "move device to device (threads)");
 }
+
+namespace {
+
+std::vector<std::string> split_devices(const std::string& list) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin <= list.size()) {
+    const size_t end = std::min(list.find(',', begin), list.size());
+    out.push_back(list.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   EngineOptions o;
+  if (!f.attention_devices.empty()) o.attention_devices = split_devices(f.attention_devices);
+  if (!f.expert_devices.empty()) o.expert_devices = split_devices(f.expert_devices);
+  for (const auto* list : {&o.attention_devices, &o.expert_devices}) {
+    for (const std::string& d : *list) {
+      if (d.empty()) return error(StatusCode::kInvalidArgument, "an empty device in --attention-devices/--expert-devices");
+    }
+  }
   o.load_format = f.load_format;
   o.device = f.device;
   if (!f.hf_overrides.empty()) {
@@ -37,7 +66,18 @@ Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   }
   if (f.kv_block_size < 1) return error(StatusCode::kInvalidArgument, "--kv-block-size must be at least 1");
   o.n_attention_workers = f.attention_workers;
-  o.n_expert_workers = f.expert_workers ? *f.expert_workers : (f.device.rfind("cuda", 0) == 0 ? 0 : 1);
+  // The first attention device stands for the deployment's device (defaults, the CUDA checks).
+  const std::string device = o.attention_devices.empty() ? f.device : o.attention_devices.front();
+  o.device = device;
+  if (!o.expert_devices.empty()) {
+    if (f.expert_workers && *f.expert_workers != static_cast<int>(o.expert_devices.size())) {
+      return error(StatusCode::kInvalidArgument, "--expert-workers {} disagrees with {} --expert-devices",
+                   *f.expert_workers, o.expert_devices.size());
+    }
+    o.n_expert_workers = static_cast<int>(o.expert_devices.size());
+  } else {
+    o.n_expert_workers = f.expert_workers ? *f.expert_workers : (device.rfind("cuda", 0) == 0 ? 0 : 1);
+  }
   o.n_micro_batches = f.micro_batches;
   o.transport = f.transport;
   o.peer_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.peer_timeout_s * 1000));

@@ -27,6 +27,8 @@ struct DeploymentFlags {
   int64_t max_num_batched_tokens = 8192;
   int64_t kv_block_size = 16;
   bool enforce_eager = false;
+  std::string attention_devices;  // comma list, e.g. cuda:0
+  std::string expert_devices;     // comma list, e.g. cuda:1,cuda:2
 };
 
 void add_deployment_flags(CLI::App* cmd, DeploymentFlags& flags);

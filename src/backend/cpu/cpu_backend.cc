@@ -73,6 +73,13 @@ class HostClock final : public DeviceClock {
 
 }  // namespace
 
+Status CpuBackend::enable_peer_access(const Backend& other) {
+  if (other.device().kind != DeviceKind::kCpu) {
+    return error(StatusCode::kUnavailable, "the CPU backend cannot reach {}'s memory", other.name());
+  }
+  return Status::ok();
+}
+
 std::unique_ptr<DeviceClock> CpuBackend::make_clock(int n_marks) {
   return std::make_unique<HostClock>(n_marks);
 }

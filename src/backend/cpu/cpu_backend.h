@@ -18,6 +18,10 @@ class CpuBackend final : public Backend {
   void fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) override;
   std::unique_ptr<DeviceClock> make_clock(int n_marks) override;
   void synchronize() override {}
+  std::unique_ptr<DeviceEvent> make_event() override { return std::make_unique<DeviceEvent>(); }
+  void record_event(DeviceEvent&) override {}
+  void wait_event(DeviceEvent&) override {}
+  Status enable_peer_access(const Backend& other) override;
   void copy_from_host(const Tensor& dst, const void* src, size_t nbytes) override;
   void copy_to_host(void* dst, const Tensor& src, size_t nbytes) override;
 

@@ -246,6 +246,58 @@ std::unique_ptr<DeviceGraph> CudaBackend::capture(const std::function<void()>& e
   return std::make_unique<CudaGraph>(index_, stream_, exec);
 }
 
+namespace {
+
+// Without timing: the lightest event, what cross-stream ordering needs.
+class CudaEvent final : public DeviceEvent {
+ public:
+  explicit CudaEvent(int device) : device_(device) {
+    MSI_CUDA_CHECK(cudaSetDevice(device));
+    MSI_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+  }
+  ~CudaEvent() override {
+    if (cudaSetDevice(device_) == cudaSuccess) (void)cudaEventDestroy(event_);
+  }
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  int device_;
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceEvent> CudaBackend::make_event() { return std::make_unique<CudaEvent>(index_); }
+
+void CudaBackend::record_event(DeviceEvent& event) {
+  make_current();
+  MSI_CUDA_CHECK(cudaEventRecord(static_cast<CudaEvent&>(event).get(), stream_));
+}
+
+void CudaBackend::wait_event(DeviceEvent& event) {
+  make_current();
+  MSI_CUDA_CHECK(cudaStreamWaitEvent(stream_, static_cast<CudaEvent&>(event).get(), 0));
+}
+
+Status CudaBackend::enable_peer_access(const Backend& other) {
+  const Device d = other.device();
+  if (d.kind != DeviceKind::kCuda) {
+    return error(StatusCode::kUnavailable, "{} cannot reach {}'s memory", name(), other.name());
+  }
+  if (d.index == index_) return Status::ok();
+  int can = 0;
+  MSI_CUDA_RETURN_IF_ERROR(cudaDeviceCanAccessPeer(&can, index_, d.index));
+  if (!can) return error(StatusCode::kUnavailable, "cuda:{} has no peer access to cuda:{}", index_, d.index);
+  make_current();
+  const cudaError_t e = cudaDeviceEnablePeerAccess(d.index, 0);
+  if (e == cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError();
+    return Status::ok();
+  }
+  MSI_CUDA_RETURN_IF_ERROR(e);
+  return Status::ok();
+}
+
 void CudaBackend::synchronize() {
   make_current();
   MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));

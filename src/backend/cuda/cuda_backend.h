@@ -43,6 +43,11 @@ class CudaBackend final : public Backend {
   // cudaEvents recorded on the stream.
   std::unique_ptr<DeviceClock> make_clock(int n_marks) override;
   void synchronize() override;
+  std::unique_ptr<DeviceEvent> make_event() override;
+  void record_event(DeviceEvent& event) override;
+  void wait_event(DeviceEvent& event) override;
+  // cudaDeviceEnablePeerAccess from this device to other's (already enabled: fine).
+  Status enable_peer_access(const Backend& other) override;
   // Stream capture (thread-local mode) into an instantiated CUDA graph.
   std::unique_ptr<DeviceGraph> capture(const std::function<void()>& enqueue) override;
   // Enqueued on the stream. NOTE: `src` is pageable host memory in every caller, for which the

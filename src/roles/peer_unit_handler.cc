@@ -1,0 +1,92 @@
+#include "roles/peer_unit_handler.h"
+
+#include <cstring>
+
+namespace msi {
+
+PeerUnitHandler::PeerUnitHandler(const ModelConfig& config, Backend& backend, StackedExpertWeights weights,
+                                 int n_sources, int64_t max_tokens, int max_micro_batches)
+    : config_(config), backend_(backend), weights_(std::move(weights)), max_tokens_(max_tokens),
+      taken_(static_cast<size_t>(n_sources)) {
+  const int64_t n_experts = config.n_experts, k = config.n_experts_per_tok;
+  const auto n_slots = static_cast<int64_t>(weights_.experts.size());
+  std::vector<int32_t> slot_of(static_cast<size_t>(n_experts), -1);
+  for (int64_t s = 0; s < n_slots; ++s) slot_of[static_cast<size_t>(weights_.experts[static_cast<size_t>(s)])] = static_cast<int32_t>(s);
+  slot_of_expert_ = backend.alloc(DType::kI32, {n_experts});
+  backend.copy_from_host(slot_of_expert_.tensor, slot_of.data(), slot_of.size() * sizeof(int32_t));
+  const int64_t rows = max_tokens * k;
+  const DType dt = backend.compute_dtype();
+  slots_.resize(static_cast<size_t>(n_sources));
+  for (auto& per_source : slots_) {
+    per_source.resize(static_cast<size_t>(max_micro_batches));
+    for (Slot& s : per_source) {
+      s.expert_offsets = backend.alloc(DType::kI32, {n_slots + 1});
+      s.row_token = backend.alloc(DType::kI32, {rows});
+      s.row_gate = backend.alloc(DType::kF32, {rows});
+      s.token_rows = backend.alloc(DType::kI32, {max_tokens, k});
+      s.tiles = backend.alloc(DType::kI32, {moe_tile_capacity(rows, n_slots)});
+      s.act = backend.alloc(dt, {rows, config.moe_intermediate_size});
+      s.y = backend.alloc(dt, {rows, config.hidden_size});
+      s.layout = MoeLayout{n_slots, slot_of_expert_.tensor, s.expert_offsets.tensor, s.row_token.tensor,
+                           s.row_gate.tensor, s.token_rows.tensor, s.tiles.tensor};
+      s.done = backend.make_event();
+    }
+  }
+}
+
+Status PeerUnitHandler::take(int source, const comm::MessageHeader& header, std::span<const std::byte> payload) {
+  Taken& t = taken_[static_cast<size_t>(source)];
+  t.n = header.n_tokens;
+  t.mb = header.unit.micro_batch;
+  if (t.n < 0 || t.n > max_tokens_ || t.mb < 0 || static_cast<size_t>(t.mb) >= slots_[0].size()) {
+    return error(StatusCode::kInternal, "attention worker {} sent a unit of {} tokens for micro-batch {}", source,
+                 t.n, t.mb);
+  }
+  if (t.n == 0) return Status::ok();  // idle probes and empty micro-batches carry no tokens
+  if (header.payload_bytes != sizeof(PeerDispatch) || payload.size() < sizeof(PeerDispatch)) {
+    return error(StatusCode::kInternal, "attention worker {} sent a {}-byte peer dispatch", source,
+                 header.payload_bytes);
+  }
+  std::memcpy(&t.msg, payload.data(), sizeof(PeerDispatch));
+  return Status::ok();
+}
+
+Status PeerUnitHandler::run(int layer, std::span<const std::span<std::byte>> replies,
+                            std::span<comm::MessageHeader> reply_headers) {
+  const StackedExpertLayer& w = weights_.layers.at(static_cast<size_t>(layer));
+  const int64_t h = config_.hidden_size, k = config_.n_experts_per_tok;
+  const DType dt = backend_.compute_dtype();
+  for (size_t src = 0; src < taken_.size(); ++src) {
+    const Taken& t = taken_[src];
+    reply_headers[src].n_tokens = t.n;
+    reply_headers[src].payload_bytes = 0;
+    if (t.n == 0) continue;
+    Slot& s = slots_[src][static_cast<size_t>(t.mb)];
+    const int64_t rows = t.n * k;
+    MSI_CHECK(!w.w13.empty(), "layer {} has no experts on this worker", layer);
+    // The tokens are the attention worker's: wait for them on this device's stream, read in place.
+    backend_.wait_event(*t.msg.ready);
+    const Tensor hidden = Tensor::view(const_cast<void*>(t.msg.hidden), dt, {t.n, h});
+    const Tensor ids = Tensor::view(const_cast<void*>(t.msg.topk_ids), DType::kI32, {t.n, k});
+    const Tensor gates = Tensor::view(const_cast<void*>(t.msg.topk_weights), DType::kF32, {t.n, k});
+    backend_.moe_align(ids, gates, s.layout);
+    backend_.moe_gate_up(hidden, w.w13.tensor, s.layout, s.act.tensor.slice_rows(0, rows));
+    backend_.moe_down(s.act.tensor.slice_rows(0, rows), w.w2.tensor, s.layout, s.y.tensor.slice_rows(0, rows));
+    backend_.record_event(*s.done);
+    PeerCombine reply{s.y.tensor.data, s.token_rows.tensor.data, s.done.get()};
+    if (replies[src].size() < sizeof(reply)) {
+      return error(StatusCode::kInternal, "combine mailbox of {} bytes", replies[src].size());
+    }
+    std::memcpy(replies[src].data(), &reply, sizeof(reply));
+    reply_headers[src].payload_bytes = sizeof(reply);
+  }
+  return Status::ok();
+}
+
+int64_t PeerUnitHandler::unit_rows() const {
+  int64_t total = 0;
+  for (const Taken& t : taken_) total += t.n * config_.n_experts_per_tok;
+  return total;
+}
+
+}  // namespace msi
