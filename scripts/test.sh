@@ -12,6 +12,6 @@ NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 if [ -x "$NVCC" ]; then
   cmake -G Ninja -S . -B "$BUILD_DIR-cuda" -DCMAKE_BUILD_TYPE=Release -DMSI_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$NVCC" >/dev/null
-  cmake --build "$BUILD_DIR-cuda" -j "$(nproc)" --target msinfer_backend_cuda
+  cmake --build "$BUILD_DIR-cuda" -j "$(nproc)" --target msinfer_backend_cuda msinfer_comm_gpu
 fi
 exec ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 600

@@ -137,20 +137,34 @@ Result<nlohmann::json> run_gpu(const M2NBenchConfig& c) {
   g.timeout = std::chrono::milliseconds(c.timeout_ms);
   const size_t n_steps = cases.size() * c.transports.size();
   size_t step = 0;
+  // A transport that fails (set-up, or a round that times out) is reported under "errors" and
+  // skipped; the others still run. The bench fails only when every transport did.
   for (const std::string& name : c.transports) {
     MSI_ASSIGN_OR_RETURN(GpuTransport t, comm::gpu::parse_gpu_transport(name));
-    MSI_ASSIGN_OR_RETURN(auto m2n, comm::gpu::make_gpu_m2n(t, g));  // outside any timing
+    auto m2n = comm::gpu::make_gpu_m2n(t, g);  // outside any timing
+    if (!m2n.is_ok()) {
+      result["errors"][name] = m2n.status().to_string();
+      step += cases.size();
+      continue;
+    }
     for (size_t i = 0; i < cases.size(); ++i) {
       if (c.progress) {
         std::cerr << fmt::format("\r[bench m2n] {:<5} {:<22} {:>4}/{}", name, cases[i].label, ++step, n_steps)
                   << std::flush;
       }
-      auto r = measure(*m2n, c, cases[i]);
-      if (!r.is_ok()) return r.status().with_context(fmt::format("{} at {}", name, cases[i].label));
+      auto r = measure(**m2n, c, cases[i]);
+      if (!r.is_ok()) {
+        result["errors"][name] = fmt::format("at {}: {}", cases[i].label, r.status().to_string());
+        step += cases.size() - i - 1;
+        break;
+      }
       result["cases"][i]["transports"][name] = *r;
     }
   }
   if (c.progress) std::cerr << "\n";
+  if (result.contains("errors") && result["errors"].size() == c.transports.size()) {
+    return Status(StatusCode::kUnavailable, "every transport failed: " + result["errors"].dump());
+  }
   add_headline(result);
   return result;
 }
@@ -230,6 +244,9 @@ std::string m2n_bench_table(const nlohmann::json& result) {
                          v["gbps"].get<double>());
     }
     out += "\n";
+  }
+  if (result.contains("errors")) {
+    for (const auto& [name, e] : result["errors"].items()) out += fmt::format("{} failed: {}\n", name, e.get<std::string>());
   }
   if (result.contains("headline")) {
     out += fmt::format("at {} per pair, vs nccl:\n", size_label(result["headline"]["bytes_per_pair"].get<size_t>()));

@@ -5,11 +5,16 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "backend/registry.h"
 #include "bench/ceilings.h"
 #include "engine/worker_setup.h"
+#include "roles/expert_server.h"
+#include "roles/moe_message.h"
+#include "roles/peer_expert_link.h"
+#include "roles/peer_unit_handler.h"
 #include "roles/stage_marker.h"
 
 namespace msi::bench {
@@ -106,6 +111,68 @@ void progress_line(bool on, const char* what, int64_t i, int64_t n) {
   std::fflush(stderr);
 }
 
+// The expert side of a disaggregated run: one thread per expert device serving the peer transport.
+struct PeerExperts {
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::unique_ptr<PeerUnitHandler>> handlers;
+  std::unique_ptr<comm::M2NTransport> dispatch, combine;
+  std::vector<std::thread> threads;
+  std::vector<Status> status;
+  std::unique_ptr<PeerExpertLink> link;
+
+  Status start(const ModelConfig& c, const WorkerSetup& setup, const EngineOptions& o, Backend& attention) {
+    const int n = o.n_expert_workers;
+    for (int x = 0; x < n; ++x) {
+      MSI_ASSIGN_OR_RETURN(auto b, make_backend(expert_device(o, x)));
+      MSI_RETURN_IF_ERROR(b->enable_peer_access(attention));
+      MSI_RETURN_IF_ERROR(attention.enable_peer_access(*b));
+      MSI_ASSIGN_OR_RETURN(StackedExpertWeights w,
+                           load_stacked_expert_weights(c, *setup.source, *b, setup.placement.experts_of(x)));
+      handlers.push_back(std::make_unique<PeerUnitHandler>(c, *b, std::move(w), 1, o.max_batched_tokens,
+                                                           o.n_micro_batches));
+      backends.push_back(std::move(b));
+    }
+    MSI_ASSIGN_OR_RETURN(dispatch, comm::make_inproc_transport(dispatch_options(c, o)));
+    MSI_ASSIGN_OR_RETURN(combine, comm::make_inproc_transport(combine_options(c, o)));
+    status.resize(static_cast<size_t>(n));
+    for (int x = 0; x < n; ++x) {
+      MSI_ASSIGN_OR_RETURN(auto receiver, dispatch->open_receiver(x));
+      MSI_ASSIGN_OR_RETURN(auto sender, combine->open_sender(x));
+      auto server = std::make_shared<ExpertServer>(c, *handlers[static_cast<size_t>(x)], std::move(receiver),
+                                                   std::move(sender), 1, o.n_micro_batches, nullptr);
+      threads.emplace_back([this, x, server] { status[static_cast<size_t>(x)] = server->run(); });
+    }
+    MSI_ASSIGN_OR_RETURN(auto sender, dispatch->open_sender(0));
+    MSI_ASSIGN_OR_RETURN(auto receiver, combine->open_receiver(0));
+    link = std::make_unique<PeerExpertLink>(c, attention, std::move(sender), std::move(receiver), n, o.n_micro_batches);
+    return Status::ok();
+  }
+
+  // An empty step whose first MoE unit says idle and shut down: the servers answer stop and return.
+  Status stop(AttentionWorker& worker, ExpertLink& l, const ModelConfig& c, int m, int64_t step) {
+    Status st = worker.begin_step({}, m, step);
+    for (int layer = 0; st.is_ok() && layer < c.n_layers; ++layer) {
+      const bool moe = c.is_moe_layer(layer);
+      st = worker.layer_attention(layer, 0, l, moe ? (kFlagIdle | kFlagShutdown) : 0u);
+      if (st.is_ok() && moe) {
+        st = worker.layer_combine(layer, 0, l).status();
+        break;
+      }
+    }
+    join();
+    MSI_RETURN_IF_ERROR(st);
+    for (const Status& s : status) MSI_RETURN_IF_ERROR(s);
+    return Status::ok();
+  }
+
+  void join() {
+    for (auto& t : threads) t.join();
+    threads.clear();
+  }
+  // After an early error the servers end when their peer timeout passes without a message.
+  ~PeerExperts() { join(); }
+};
+
 }  // namespace
 
 Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
@@ -119,7 +186,10 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   }
   EngineOptions o = cfg.engine;
   o.n_attention_workers = 1;
-  o.n_expert_workers = 0;  // the experts on this worker's device
+  // The experts on this worker's device, or on --expert-devices (peer transport, threads).
+  const bool peer = !o.expert_devices.empty();
+  o.n_expert_workers = peer ? static_cast<int>(o.expert_devices.size()) : 0;
+  if (peer) o.device = attention_device(o, 0);
   o.max_seqs = cfg.batch_size;
   o.max_batched_tokens = cfg.real_prefill ? std::max(o.max_batched_tokens, cfg.batch_size) : cfg.batch_size;
   o.max_model_len = cfg.input_len + cfg.output_len + 1;
@@ -135,9 +205,30 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   const ModelConfig& c = setup.config;
   const auto t_load = std::chrono::steady_clock::now();
   MSI_ASSIGN_OR_RETURN(std::unique_ptr<AttentionWorker> worker, make_attention_worker(c, setup, *backend, o));
-  MSI_ASSIGN_OR_RETURN(std::unique_ptr<ColocatedExpertLink> link, make_colocated_link(c, setup, *backend, o));
+  std::unique_ptr<ColocatedExpertLink> colocated;
+  PeerExperts experts;
+  ExpertLink* link = nullptr;
+  if (peer) {
+    MSI_RETURN_IF_ERROR(experts.start(c, setup, o, *backend));
+    link = experts.link.get();
+  } else {
+    MSI_ASSIGN_OR_RETURN(colocated, make_colocated_link(c, setup, *backend, o));
+    link = colocated.get();
+  }
   setup.source.reset();
   backend->synchronize();
+  for (auto& b : experts.backends) b->synchronize();
+  // The experts' load so far, [layer][expert slot] over every expert worker.
+  auto current_load = [&]() -> std::vector<std::vector<int64_t>> {
+    if (!peer) return colocated->expert_load();
+    std::vector<std::vector<int64_t>> all(static_cast<size_t>(c.n_layers));
+    for (const auto& h : experts.handlers) {
+      for (size_t l = 0; l < all.size(); ++l) {
+        all[l].insert(all[l].end(), h->expert_load()[l].begin(), h->expert_load()[l].end());
+      }
+    }
+    return all;
+  };
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
 
   const int64_t batch = cfg.batch_size;
@@ -221,7 +312,7 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   std::vector<double> step_ms;
   // Per profiled step: experts with a token and routed rows per layer, from the load's growth.
   std::vector<double> active_sum(static_cast<size_t>(n_layers), 0.0), rows_sum(static_cast<size_t>(n_layers), 0.0);
-  std::vector<std::vector<int64_t>> load_before = link->expert_load();
+  std::vector<std::vector<int64_t>> load_before = current_load();
   double kv_tokens_profiled = 0.0;
   const int64_t timed_end = cfg.output_len - cfg.profile_steps;
   for (int64_t i = 0; i < cfg.output_len; ++i) {
@@ -232,8 +323,11 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
     const bool profile = i >= timed_end;
     if (profile && i == timed_end) {
       worker->set_marker(&marker);
-      link->set_marker(&marker);
-      link->set_record_load(true);
+      if (colocated) {
+        colocated->set_marker(&marker);
+        colocated->set_record_load(true);
+      }
+      for (auto& h : experts.handlers) h->set_profile(true);
     }
     if (profile) {
       marker.begin();
@@ -244,7 +338,7 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (profile) {
       marker.end(stage_ms);
-      const auto& load = link->expert_load();
+      const auto load = current_load();
       for (size_t l = 0; l < load.size(); ++l) {
         for (size_t e = 0; e < load[l].size(); ++e) {
           const int64_t tokens = load[l][e] - load_before[l][e];
@@ -260,7 +354,8 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
     progress_line(cfg.progress, "decode: steps", i + 1, cfg.output_len);
   }
   worker->set_marker(nullptr);
-  link->set_marker(nullptr);
+  if (colocated) colocated->set_marker(nullptr);
+  if (peer) MSI_RETURN_IF_ERROR(experts.stop(*worker, *link, c, o.n_micro_batches, step++));
 
   // The roofline of the profiled steps.
   const double elem = static_cast<double>(dtype_size(backend->compute_dtype()));
@@ -295,11 +390,12 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   // Expert load over the profiled steps.
   double active = 0.0;
   int64_t max_tokens = 0, moe_layers = 0;
+  const std::vector<std::vector<int64_t>> final_load = current_load();
   for (int64_t l = 0; l < n_layers; ++l) {
     if (!c.is_moe_layer(l)) continue;
     ++moe_layers;
     active += active_sum[static_cast<size_t>(l)];
-    for (int64_t t : link->expert_load()[static_cast<size_t>(l)]) max_tokens = std::max(max_tokens, t);
+    for (int64_t t : final_load[static_cast<size_t>(l)]) max_tokens = std::max(max_tokens, t);
   }
   const double median = percentile(step_ms, 50.0);
   json result = {
@@ -333,6 +429,20 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
          static_cast<double>(max_tokens) / static_cast<double>(std::max<int64_t>(n_prof, 1))}}},
   };
   if (cfg.real_prefill) result["prefill_ms"] = prefill_ms;
+  if (peer) {
+    // Disaggregated: the attention device is busy outside the spans where it waits for the
+    // experts (the "experts" stage, which holds the waits and the combine); each expert device for
+    // its units' compute (device-timed).
+    double expert_busy = 0.0;
+    for (const auto& h : experts.handlers) expert_busy = std::max(expert_busy, h->busy_ms());
+    const double step_marked = total_stage_ms;
+    const double waits = stage_ms[static_cast<size_t>(Stage::kExperts)] / static_cast<double>(std::max<int64_t>(n_prof, 1));
+    result["expert_devices"] = o.expert_devices;
+    result["attention_device"] = o.device;
+    result["busy_fraction"] = {
+        {"attention_device", step_marked > 0 ? (step_marked - waits) / step_marked : 0.0},
+        {"busiest_expert_device", step_marked > 0 ? expert_busy / static_cast<double>(std::max<int64_t>(n_prof, 1)) / step_marked : 0.0}};
+  }
   return result;
 }
 

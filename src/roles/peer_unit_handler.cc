@@ -14,6 +14,9 @@ PeerUnitHandler::PeerUnitHandler(const ModelConfig& config, Backend& backend, St
   for (int64_t s = 0; s < n_slots; ++s) slot_of[static_cast<size_t>(weights_.experts[static_cast<size_t>(s)])] = static_cast<int32_t>(s);
   slot_of_expert_ = backend.alloc(DType::kI32, {n_experts});
   backend.copy_from_host(slot_of_expert_.tensor, slot_of.data(), slot_of.size() * sizeof(int32_t));
+  clock_ = backend.make_clock(2);
+  load_.assign(static_cast<size_t>(config.n_layers), std::vector<int64_t>(static_cast<size_t>(n_slots), 0));
+  h_offsets_.resize(static_cast<size_t>(n_slots + 1));
   const int64_t rows = max_tokens * k;
   const DType dt = backend.compute_dtype();
   slots_.resize(static_cast<size_t>(n_sources));
@@ -27,6 +30,7 @@ PeerUnitHandler::PeerUnitHandler(const ModelConfig& config, Backend& backend, St
       s.tiles = backend.alloc(DType::kI32, {moe_tile_capacity(rows, n_slots)});
       s.act = backend.alloc(dt, {rows, config.moe_intermediate_size});
       s.y = backend.alloc(dt, {rows, config.hidden_size});
+      s.hidden = backend.alloc(dt, {max_tokens, config.hidden_size});
       s.layout = MoeLayout{n_slots, slot_of_expert_.tensor, s.expert_offsets.tensor, s.row_token.tensor,
                            s.row_gate.tensor, s.token_rows.tensor, s.tiles.tensor};
       s.done = backend.make_event();
@@ -56,6 +60,7 @@ Status PeerUnitHandler::run(int layer, std::span<const std::span<std::byte>> rep
   const StackedExpertLayer& w = weights_.layers.at(static_cast<size_t>(layer));
   const int64_t h = config_.hidden_size, k = config_.n_experts_per_tok;
   const DType dt = backend_.compute_dtype();
+  const bool profile = profile_.load();
   for (size_t src = 0; src < taken_.size(); ++src) {
     const Taken& t = taken_[src];
     reply_headers[src].n_tokens = t.n;
@@ -66,12 +71,21 @@ Status PeerUnitHandler::run(int layer, std::span<const std::span<std::byte>> rep
     MSI_CHECK(!w.w13.empty(), "layer {} has no experts on this worker", layer);
     // The tokens are the attention worker's: wait for them on this device's stream, read in place.
     backend_.wait_event(*t.msg.ready);
-    const Tensor hidden = Tensor::view(const_cast<void*>(t.msg.hidden), dt, {t.n, h});
+    if (profile) clock_->record(0);
+    const Tensor hidden = s.hidden.tensor.slice_rows(0, t.n);
+    backend_.copy(hidden, Tensor::view(const_cast<void*>(t.msg.hidden), dt, {t.n, h}));
     const Tensor ids = Tensor::view(const_cast<void*>(t.msg.topk_ids), DType::kI32, {t.n, k});
     const Tensor gates = Tensor::view(const_cast<void*>(t.msg.topk_weights), DType::kF32, {t.n, k});
     backend_.moe_align(ids, gates, s.layout);
     backend_.moe_gate_up(hidden, w.w13.tensor, s.layout, s.act.tensor.slice_rows(0, rows));
     backend_.moe_down(s.act.tensor.slice_rows(0, rows), w.w2.tensor, s.layout, s.y.tensor.slice_rows(0, rows));
+    if (profile) {
+      clock_->record(1);
+      busy_ms_ += clock_->elapsed_ms(0, 1);
+      backend_.copy_to_host(h_offsets_.data(), s.layout.expert_offsets, h_offsets_.size() * sizeof(int32_t));
+      std::vector<int64_t>& load = load_[static_cast<size_t>(layer)];
+      for (size_t e = 0; e < load.size(); ++e) load[e] += h_offsets_[e + 1] - h_offsets_[e];
+    }
     backend_.record_event(*s.done);
     PeerCombine reply{s.y.tensor.data, s.token_rows.tensor.data, s.done.get()};
     if (replies[src].size() < sizeof(reply)) {

@@ -1,12 +1,15 @@
 // PeerUnitHandler: the expert side of the peer transport (peer_message.h). For each attention
 // worker's message of a unit it waits (on the device) for the tokens to be written, computes the
 // routing layout of its own experts from that worker's top-k ids, and runs the grouped expert
-// MLPs reading the tokens straight from the attention worker's device memory; the grouped
-// partial sums stay on this device, where the attention worker's combine reads them.
+// MLPs on them. The tokens are copied over once per unit (one device-to-device copy): the grouped
+// GEMMs read each token row once per column block, which over a peer link (not cached in this
+// device's L2) costs several times the copy. The grouped partial sums stay on this device, where
+// the attention worker's combine reads each row once.
 //
 // Buffers (layout, activations, outputs) per (source, micro-batch), sized at construction.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -28,9 +31,17 @@ class PeerUnitHandler final : public ExpertUnitHandler {
              std::span<comm::MessageHeader> reply_headers) override;
   int64_t unit_rows() const override;
 
+  // Profiling (benchmarks; each unit then waits for its compute on the host): while on, the
+  // device time of every unit's expert compute is added to busy_ms() and its tokens per expert to
+  // expert_load() ([layer][slot]). Switch between steps; read after the server stopped.
+  void set_profile(bool on) { profile_.store(on); }
+  double busy_ms() const { return busy_ms_; }
+  const std::vector<std::vector<int64_t>>& expert_load() const { return load_; }
+
  private:
   struct Slot {
     OwnedTensor expert_offsets, row_token, row_gate, token_rows, tiles, act, y;
+    OwnedTensor hidden;  // [max_tokens, hidden]: the unit's tokens, copied over once
     MoeLayout layout;
     std::unique_ptr<DeviceEvent> done;
   };
@@ -47,6 +58,11 @@ class PeerUnitHandler final : public ExpertUnitHandler {
   OwnedTensor slot_of_expert_;
   std::vector<std::vector<Slot>> slots_;  // [source][micro-batch]
   std::vector<Taken> taken_;
+  std::atomic<bool> profile_{false};
+  std::unique_ptr<DeviceClock> clock_;
+  double busy_ms_ = 0.0;
+  std::vector<std::vector<int64_t>> load_;
+  std::vector<int32_t> h_offsets_;
 };
 
 }  // namespace msi

@@ -54,6 +54,25 @@ TEST(BenchOffline, RealPrefillAndTable) {
   EXPECT_THAT(r.err, HasSubstr("[bench] decode: steps 7/7"));
 }
 
+// Disaggregated (experts on other devices, here CPU "devices" in threads): the same result object
+// plus each side's busy fraction.
+TEST(BenchOffline, DisaggregatedReportsBusyFractions) {
+  RunResult r = msinfer_shell("bench --model " + kModel +
+                              " --batch-size 4 --input-len 40 --output-len 9 --expert-devices cpu,cpu --micro-batches 2"
+                              " --json --no-progress");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["expert_devices"], nlohmann::json::array({"cpu", "cpu"}));
+  EXPECT_EQ(j["micro_batches"], 2);
+  EXPECT_FALSE(j["graphs"].get<bool>());  // the peer link waits on other devices: op by op
+  for (const char* side : {"attention_device", "busiest_expert_device"}) {
+    const double f = j["busy_fraction"][side];
+    EXPECT_GT(f, 0.0) << side;
+    EXPECT_LE(f, 1.0) << side;
+  }
+  EXPECT_GE(j["profile"]["active_experts_per_moe_layer"].get<double>(), 4.0);
+}
+
 TEST(BenchOffline, BadInputIsAClearError) {
   RunResult r = msinfer_shell("bench --batch-size 2");
   EXPECT_EQ(r.exit_code, 1);

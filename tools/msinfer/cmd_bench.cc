@@ -5,6 +5,7 @@
 // progress line goes to stderr. bench serve exits 1 when the run cannot start (bad flag, server
 // down) or when every request failed; bench when the model cannot run.
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -70,6 +71,7 @@ struct BenchOfflineArgs {
   std::string model;
   std::string hf_overrides;
   std::string prefill = "synthetic";
+  std::string attention_devices, expert_devices;
   bool json = false;
   bool no_progress = false;
   std::string result_file;
@@ -85,6 +87,18 @@ int run_bench_offline(BenchOfflineArgs a) {
     }
   }
   if (a.prefill != "synthetic" && a.prefill != "real") return fail("--prefill must be synthetic or real");
+  auto split = [](const std::string& list) {
+    std::vector<std::string> out;
+    for (size_t b = 0; b <= list.size();) {
+      const size_t e = std::min(list.find(',', b), list.size());
+      out.push_back(list.substr(b, e - b));
+      b = e + 1;
+    }
+    return out;
+  };
+  if (!a.expert_devices.empty()) a.config.engine.expert_devices = split(a.expert_devices);
+  if (!a.attention_devices.empty()) a.config.engine.attention_devices = split(a.attention_devices);
+  if (!a.config.engine.attention_devices.empty()) a.config.engine.device = a.config.engine.attention_devices.front();
   a.config.real_prefill = a.prefill == "real";
   a.config.progress = !a.no_progress;
   auto result = bench::run_offline_bench(a.config);
@@ -179,6 +193,9 @@ void add_offline_flags(CLI::App* bench, BenchOfflineArgs& a) {
                     "synthetic: KV blocks counted as cached without computing them; real: a chunked prefill")
       ->capture_default_str();
   bench->add_option("--micro-batches", c.engine.n_micro_batches, "Micro-batches per step (m)")->capture_default_str();
+  bench->add_option("--attention-devices", a.attention_devices, "With --expert-devices: the attention worker's device");
+  bench->add_option("--expert-devices", a.expert_devices,
+                    "Disaggregated: expert workers on these devices, comma-separated (e.g. cuda:1)");
   bench->add_option("--max-num-batched-tokens", c.engine.max_batched_tokens, "Tokens per prefill step")
       ->capture_default_str();
   bench->add_option("--kv-block-size", c.engine.kv_block_size, "Tokens per KV block")->capture_default_str();

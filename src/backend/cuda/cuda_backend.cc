@@ -557,8 +557,8 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
   MSI_CHECK(dst.nbytes() == src.nbytes(), "copy of {} bytes into {}", src.nbytes(), dst.nbytes());
   if (src.nbytes() == 0 || dst.data == src.data) return;
   make_current();
-  MSI_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, src.nbytes(), cudaMemcpyDeviceToDevice,
-                                 stream_));
+  // cudaMemcpyDefault: either side may be another device's memory (a peer copy, by the copy engines).
+  MSI_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, src.nbytes(), cudaMemcpyDefault, stream_));
 }
 
 void CudaBackend::argmax_rows(const Tensor& logits, const Tensor& ids) {

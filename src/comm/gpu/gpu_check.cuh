@@ -1,4 +1,4 @@
-// Checked CUDA runtime, driver and NCCL calls for comm/gpu. Every call in the transports goes
+// Checked CUDA runtime, driver (through driver_api()) and NCCL calls for comm/gpu. Every call in the transports goes
 // through one of these: they return a msi::Status (kUnavailable, "<call>: <error>") from the
 // enclosing function, since a failed transfer set-up or launch is something the caller reports
 // (no peer access, driver without stream memory operations), not a bug.
@@ -6,10 +6,10 @@
 
 #include <string>
 
-#include <cuda.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include "comm/gpu/driver_api.cuh"
 #include "core/status.h"
 
 namespace msi::comm::gpu::detail {
@@ -21,7 +21,8 @@ inline Status cuda_error(const char* call, cudaError_t err) {
 
 inline Status cu_error(const char* call, CUresult res) {
   const char* s = nullptr;
-  cuGetErrorString(res, &s);
+  auto api = driver_api();
+  if (api.is_ok()) (*api)->get_error_string(res, &s);
   return Status(StatusCode::kUnavailable, std::string(call) + ": " + (s ? s : "unknown driver error"));
 }
 

@@ -39,18 +39,8 @@ Status gpu_m2n_supported(GpuTransport t, const GpuM2NConfig& config) {
       if (!can) return error(StatusCode::kUnavailable, "device {} cannot access device {}'s memory (no peer access)", a, b);
     }
   }
-  if (t == GpuTransport::kCopyEngine) {
-    for (int d : {config.send_device, config.recv_device}) {
-      CUdevice dev;
-      int memops = 0;
-      MSI_CU_RETURN_IF_ERROR(cuInit(0));
-      MSI_CU_RETURN_IF_ERROR(cuDeviceGet(&dev, d));
-      MSI_CU_RETURN_IF_ERROR(cuDeviceGetAttribute(&memops, CU_DEVICE_ATTRIBUTE_CAN_USE_STREAM_MEM_OPS_V1, dev));
-      // NOTE: CUDA 12+ drivers support stream memory operations everywhere and may report the v1
-      // attribute as 0; the first cuStreamWaitValue32 reports a real lack of support.
-      (void)memops;
-    }
-  }
+  // Every transport gates its rounds with stream memory operations (and kCopyEngine signals with them).
+  MSI_RETURN_IF_ERROR(driver_api().status());
   return Status::ok();
 }
 

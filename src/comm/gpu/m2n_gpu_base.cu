@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "comm/gpu/gate.cuh"
 #include "comm/gpu/gpu_check.cuh"
 
 namespace msi::comm::gpu {
@@ -68,6 +69,7 @@ DeviceScope::~DeviceScope() { (void)cudaSetDevice(previous_); }
 
 Status GpuM2NBase::init(const GpuM2NConfig& config) {
   config_ = config;
+  MSI_ASSIGN_OR_RETURN(cu_, driver_api());
   slice_ = (config.max_bytes + 255) / 256 * 256;
   const size_t pair_bytes = slice_ * static_cast<size_t>(n_pairs());
   const int a = config.send_device;
@@ -178,10 +180,15 @@ Status GpuM2NBase::run_rounds(size_t bytes, float* round_us, int n_rounds, const
 
 Status GpuM2NBase::run_batch(size_t bytes, float* round_us, int n_rounds, const RoundFault& fault) {
   const uint32_t gen = ++gate_gen_;
-  MSI_CU_RETURN_IF_ERROR(cuStreamWaitValue32(send_stream_, reinterpret_cast<CUdeviceptr>(gate_), gen,
-                                             CU_STREAM_WAIT_VALUE_GEQ));
-  MSI_CU_RETURN_IF_ERROR(cuStreamWaitValue32(recv_stream_, reinterpret_cast<CUdeviceptr>(gate_), gen,
-                                             CU_STREAM_WAIT_VALUE_GEQ));
+  const uint64_t gate_timeout_ns = 4 * timeout_ns() + 1000000000ull;
+  {
+    DeviceScope scope(config_.send_device);
+    MSI_GPU_RETURN_IF_ERROR(launch_gate(gate_, gen, gate_timeout_ns, send_stream_));
+  }
+  {
+    DeviceScope scope(config_.recv_device);
+    MSI_GPU_RETURN_IF_ERROR(launch_gate(gate_, gen, gate_timeout_ns, recv_stream_));
+  }
   auto enqueue_timed_round = [&](int i) -> Status {
     ++seq_;
     DeviceScope scope(config_.send_device);
@@ -242,13 +249,16 @@ Status GpuM2NBase::wait_batch(int n_rounds) {
   std::string diagnosis;
   MSI_RETURN_IF_ERROR(diagnose_and_raise(stalled_seq, &diagnosis));
   Status stall = on_stall(diagnosis);
-  // Later rounds of the batch may wait on flags of their own sequence numbers: raise until drained.
-  for (uint32_t seq = stalled_seq; seq <= seq_; ++seq) {
+  // Later rounds of the batch may wait on flags of their own sequence numbers: raise until drained,
+  // a few times at most (a stall that raising cannot clear is a device that does not finish).
+  bool drained = false;
+  for (int attempt = 0; attempt < 3 && !drained; ++attempt) {
+    drained = bounded_poll(all_done, progress, limit);
+    if (drained) break;
     std::string ignored;
-    MSI_RETURN_IF_ERROR(diagnose_and_raise(seq, &ignored));
-    if (bounded_poll(all_done, progress, limit)) break;
+    MSI_RETURN_IF_ERROR(diagnose_and_raise(seq_ - static_cast<uint32_t>(n_rounds - done) + 1, &ignored));
   }
-  if (!bounded_poll(all_done, progress, limit)) broken_ = true;
+  if (!drained) broken_ = true;
   (void)take_device_errors();
   (void)reset_counters();
   return stall;

@@ -2,8 +2,8 @@
 // timing of rounds. A transport only says how one round is enqueued (enqueue_round) and how many
 // stream operations that takes.
 //
-// The gate: run_rounds enqueues a wait on a mapped host word on both streams, then a batch of
-// rounds, then opens the gate from the host, so the rounds run back to back on the devices and no
+// The gate: run_rounds enqueues a gate kernel (comm/gpu/gate.cuh) spinning on a mapped host word
+// on both streams, then a batch of rounds, then opens the gate from the host, so the rounds run back to back on the devices and no
 // launch latency lands inside a timed round. A batch is sized so each stream holds at most
 // kMaxOpsPerBatch queued operations: the host must never block in a launch while the gate is shut.
 //
@@ -24,6 +24,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include "comm/gpu/driver_api.cuh"
 #include "comm/gpu/m2n_gpu.h"
 #include "comm/gpu/wait_error.cuh"
 
@@ -71,6 +72,7 @@ class GpuM2NBase : public GpuM2N {
   uint64_t timeout_ns() const { return static_cast<uint64_t>(config_.timeout.count()) * 1000000ull; }
 
   GpuM2NConfig config_;
+  const DriverApi* cu_ = nullptr;  // stream memory operations
   size_t slice_ = 0;  // bytes between pair slices: max_bytes rounded up to 256
 
   cudaStream_t send_stream_ = nullptr;  // on send_device: dispatch out, combine in

@@ -44,6 +44,19 @@ __device__ void signal_pair(uint32_t* counter, int blocks_per_pair, uint32_t* fl
   }
 }
 
+// Holds the launch open until every combine flag [r][s] reaches seq, so the stream's next event
+// marks the end of the round.
+__device__ void wait_combine_flags(const P2PRoundArgs& a) {
+  const int n_pairs = a.n_senders * a.n_receivers;
+  for (int p = threadIdx.x; p < n_pairs; p += blockDim.x) {
+    const int r = p / a.n_senders;
+    const int s = p % a.n_senders;
+    // Twice the timeout: this wait spans both hops, so a silent sender is reported by the receiver
+    // that waited for it, not by this wait as well.
+    wait_flag(a.combine_flags + p, a.seq, 2 * a.timeout_ns, a.errors + kCombineWait, s, r);
+  }
+}
+
 __global__ void __launch_bounds__(kP2PThreads) p2p_dispatch_kernel(P2PRoundArgs a) {
   const int pair = blockIdx.x / a.blocks_per_pair;  // s * N + r
   const int part = blockIdx.x % a.blocks_per_pair;
@@ -53,18 +66,10 @@ __global__ void __launch_bounds__(kP2PThreads) p2p_dispatch_kernel(P2PRoundArgs 
     copy_chunk(a.dispatch_inbox + off, a.send_payload + off, a.bytes, part, a.blocks_per_pair);
     signal_pair(a.send_counters + pair, a.blocks_per_pair, a.dispatch_flags + pair, a.seq);
   }
-  if (blockIdx.x != 0) return;
-  // Block 0 holds the launch open until every combine flag [r][s] reaches seq, so the stream's next
-  // event marks the end of the round.
-  const int n_pairs = a.n_senders * a.n_receivers;
-  for (int p = threadIdx.x; p < n_pairs; p += blockDim.x) {
-    const int r = p / a.n_senders;
-    const int s2 = p % a.n_senders;
-    // Twice the timeout: this wait spans both hops, so a silent sender is reported by the receiver
-    // that waited for it, not by this wait as well.
-    wait_flag(a.combine_flags + p, a.seq, 2 * a.timeout_ns, a.errors + kCombineWait, s2, r);
-  }
+  if (blockIdx.x == 0 && a.wait_in_dispatch) wait_combine_flags(a);
 }
+
+__global__ void p2p_combine_wait_kernel(P2PRoundArgs a) { wait_combine_flags(a); }
 
 __global__ void __launch_bounds__(kP2PThreads) p2p_combine_kernel(P2PRoundArgs a) {
   const int pair = blockIdx.x / a.blocks_per_pair;  // r * M + s
@@ -100,6 +105,11 @@ cudaError_t launch_p2p_dispatch(const P2PRoundArgs& args, cudaStream_t stream) {
 cudaError_t launch_p2p_combine(const P2PRoundArgs& args, cudaStream_t stream) {
   const int n_blocks = args.n_senders * args.n_receivers * args.blocks_per_pair;
   p2p_combine_kernel<<<n_blocks, kP2PThreads, 0, stream>>>(args);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_p2p_combine_wait(const P2PRoundArgs& args, cudaStream_t stream) {
+  p2p_combine_wait_kernel<<<1, kP2PThreads, 0, stream>>>(args);
   return cudaGetLastError();
 }
 

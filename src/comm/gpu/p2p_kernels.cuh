@@ -32,6 +32,11 @@ struct P2PRoundArgs {
   int blocks_per_pair = 1;
   uint32_t seq = 0;
   int silent_sender = -1;       // fault injection: this sender neither copies nor signals
+  // Block 0 of p2p_dispatch waits for the combine flags. Off when both ends share a device: two
+  // streams of one device may share a hardware queue, and a dispatch kernel waiting for a combine
+  // kernel queued behind it would then only end by its timeout. launch_p2p_combine_wait does the
+  // wait instead, enqueued after the combine kernel.
+  bool wait_in_dispatch = true;
   uint64_t timeout_ns = 0;
   // send device
   const std::byte* send_payload = nullptr;  // [M][N][slice]
@@ -53,5 +58,6 @@ int p2p_blocks_per_pair(size_t bytes, int n_pairs, int cap);
 
 cudaError_t launch_p2p_dispatch(const P2PRoundArgs& args, cudaStream_t stream);
 cudaError_t launch_p2p_combine(const P2PRoundArgs& args, cudaStream_t stream);
+cudaError_t launch_p2p_combine_wait(const P2PRoundArgs& args, cudaStream_t stream);
 
 }  // namespace msi::comm::gpu

@@ -39,7 +39,7 @@ class CopyEngineM2N final : public GpuM2NBase {
           const size_t p = static_cast<size_t>(s * n + r);
           MSI_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(dispatch_inbox_ + p * slice_, send_payload_ + p * slice_, bytes,
                                                   cudaMemcpyDeviceToDevice, send_stream_));
-          MSI_CU_RETURN_IF_ERROR(cuStreamWriteValue32(send_stream_, reinterpret_cast<CUdeviceptr>(dispatch_flags_ + p),
+          MSI_CU_RETURN_IF_ERROR(cu_->stream_write_value32(send_stream_, reinterpret_cast<CUdeviceptr>(dispatch_flags_ + p),
                                                       seq, CU_STREAM_WRITE_VALUE_DEFAULT));
         }
       }
@@ -50,20 +50,20 @@ class CopyEngineM2N final : public GpuM2NBase {
         for (int s = 0; s < m; ++s) {
           set_wait(&ops_[s], dispatch_flags_ + s * n + r, seq);
         }
-        MSI_CU_RETURN_IF_ERROR(cuStreamBatchMemOp(recv_stream_, static_cast<unsigned>(m), ops_.data(), 0));
+        MSI_CU_RETURN_IF_ERROR(cu_->stream_batch_mem_op(recv_stream_, static_cast<unsigned>(m), ops_.data(), 0));
         for (int s = 0; s < m; ++s) {
           const size_t src = static_cast<size_t>(s * n + r);
           const size_t dst = static_cast<size_t>(r * m + s);
           MSI_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(combine_inbox_ + dst * slice_, dispatch_inbox_ + src * slice_, bytes,
                                                   cudaMemcpyDeviceToDevice, recv_stream_));
-          MSI_CU_RETURN_IF_ERROR(cuStreamWriteValue32(recv_stream_, reinterpret_cast<CUdeviceptr>(combine_flags_ + dst),
+          MSI_CU_RETURN_IF_ERROR(cu_->stream_write_value32(recv_stream_, reinterpret_cast<CUdeviceptr>(combine_flags_ + dst),
                                                       seq, CU_STREAM_WRITE_VALUE_DEFAULT));
         }
       }
     }
     // The send stream holds the round open until every combine flag is up.
     for (int p = 0; p < n_pairs(); ++p) set_wait(&ops_[p], combine_flags_ + p, seq);
-    MSI_CU_RETURN_IF_ERROR(cuStreamBatchMemOp(send_stream_, static_cast<unsigned>(n_pairs()), ops_.data(), 0));
+    MSI_CU_RETURN_IF_ERROR(cu_->stream_batch_mem_op(send_stream_, static_cast<unsigned>(n_pairs()), ops_.data(), 0));
     return Status::ok();
   }
 

@@ -15,7 +15,7 @@ class P2PM2N final : public GpuM2NBase {
   GpuTransport transport() const override { return GpuTransport::kP2P; }
 
  protected:
-  int ops_per_round() const override { return 3; }  // start event, kernel, end event
+  int ops_per_round() const override { return 4; }  // start event, kernel(s), end event
 
   Status enqueue_round(size_t bytes, uint32_t seq, const RoundFault& fault) override {
     P2PRoundArgs a;
@@ -35,12 +35,19 @@ class P2PM2N final : public GpuM2NBase {
     a.dispatch_flags = dispatch_flags_;
     a.recv_counters = recv_counters_;
     a.errors = errors_;  // mapped pinned memory: the same address on both devices (UVA)
+    a.wait_in_dispatch = config_.send_device != config_.recv_device;
     {
       DeviceScope scope(config_.send_device);
       MSI_GPU_RETURN_IF_ERROR(launch_p2p_dispatch(a, send_stream_));
     }
-    DeviceScope scope(config_.recv_device);
-    MSI_GPU_RETURN_IF_ERROR(launch_p2p_combine(a, recv_stream_));
+    {
+      DeviceScope scope(config_.recv_device);
+      MSI_GPU_RETURN_IF_ERROR(launch_p2p_combine(a, recv_stream_));
+    }
+    if (!a.wait_in_dispatch) {
+      DeviceScope scope(config_.send_device);
+      MSI_GPU_RETURN_IF_ERROR(launch_p2p_combine_wait(a, send_stream_));
+    }
     return Status::ok();
   }
 };
