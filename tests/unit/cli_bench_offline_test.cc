@@ -73,6 +73,14 @@ TEST(BenchOffline, DisaggregatedReportsBusyFractions) {
   EXPECT_GE(j["profile"]["active_experts_per_moe_layer"].get<double>(), 4.0);
 }
 
+#if !defined(MSI_CUDA)
+TEST(BenchM2n, WithoutCudaIsAClearError) {
+  RunResult r = msinfer_shell("bench m2n --json");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("built without CUDA"));
+}
+#endif
+
 TEST(BenchOffline, BadInputIsAClearError) {
   RunResult r = msinfer_shell("bench --batch-size 2");
   EXPECT_EQ(r.exit_code, 1);

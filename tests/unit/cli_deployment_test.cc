@@ -221,6 +221,17 @@ TEST(Trace, PingPongOverlapsAttentionAndExpertsAcrossMicroBatches) {
   }
 }
 
+// The peer transport from the command line (CPU "devices", threads): the default run's tokens.
+TEST(PeerDeployment, DevicesFlagsGiveTheDefaultTokens) {
+  const std::string base = "generate --model " + (kData / "tiny-qwen2-moe").string() +
+                           " --prompt-ids 1,2,3 --prompt-ids 4,5 --max-tokens 6";
+  RunResult want = msinfer(base);
+  RunResult got = msinfer(base + " --attention-devices cpu --expert-devices cpu,cpu --micro-batches 2 --attention-workers 2");
+  ASSERT_EQ(want.exit_code, 0) << want.err;
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_EQ(nlohmann::json::parse(got.out)["results"], nlohmann::json::parse(want.out)["results"]);
+}
+
 TEST(ShmDeploymentErrors, BadFlags) {
   const std::string base = "generate --model " + (kData / "tiny-mixtral").string() + " --prompt-ids 1,2";
   RunResult r = msinfer(base + " --transport carrier-pigeon");
