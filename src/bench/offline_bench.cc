@@ -397,6 +397,25 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
     active += active_sum[static_cast<size_t>(l)];
     for (int64_t t : final_load[static_cast<size_t>(l)]) max_tokens = std::max(max_tokens, t);
   }
+  // The experts' load over the profiled window, by global expert id (issue 8's placement input).
+  std::vector<int32_t> slot_expert;
+  if (peer) {
+    for (int x = 0; x < o.n_expert_workers; ++x) {
+      const auto ids = setup.placement.experts_of(x);
+      slot_expert.insert(slot_expert.end(), ids.begin(), ids.end());
+    }
+  } else {
+    slot_expert = colocated->experts();
+  }
+  json tokens_per_expert = json::array();
+  for (int64_t l = 0; l < n_layers; ++l) {
+    std::vector<int64_t> per_expert(c.is_moe_layer(l) ? static_cast<size_t>(c.n_experts) : 0, 0);
+    const auto& layer = final_load[static_cast<size_t>(l)];
+    for (size_t slot = 0; slot < layer.size() && !per_expert.empty(); ++slot) {
+      per_expert[static_cast<size_t>(slot_expert[slot])] += layer[slot];
+    }
+    tokens_per_expert.push_back(per_expert);
+  }
   const double median = percentile(step_ms, 50.0);
   json result = {
       {"model", cfg.model_dir.string()},
@@ -429,6 +448,7 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
          static_cast<double>(max_tokens) / static_cast<double>(std::max<int64_t>(n_prof, 1))}}},
   };
   if (cfg.real_prefill) result["prefill_ms"] = prefill_ms;
+  result["expert_load"] = {{"window_steps", n_prof}, {"n_experts", c.n_experts}, {"tokens_per_expert", tokens_per_expert}};
   if (peer) {
     // Disaggregated: the attention device is busy outside the spans where it waits for the
     // experts (the "experts" stage, which holds the waits and the combine); each expert device for

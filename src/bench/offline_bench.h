@@ -8,7 +8,9 @@
 // then `output_len` greedy decode steps (argmax on the device). Every step is timed on the host
 // (until its tokens are on the host), replayed as a device graph where the backend has them (unless
 // engine.enforce_eager); the last `profile_steps` steps run op by op instead, timed per stage with
-// device marks (Stage in roles/stage_marker.h), with the experts' load recorded.
+// device marks (Stage in roles/stage_marker.h), with the experts' load recorded: the result's
+// "expert_load" holds the routed (token, expert) pairs per layer and global expert id over those
+// steps.
 #pragma once
 
 #include <cstdint>

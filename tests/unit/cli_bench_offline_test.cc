@@ -41,6 +41,16 @@ TEST(BenchOffline, JsonResultHasTheBreakdownAndTheFloor) {
   const double active = j["profile"]["active_experts_per_moe_layer"];
   EXPECT_GE(active, 4.0);
   EXPECT_LE(active, 16.0);
+  // The load over the 3 profiled steps: every token routed to top-4 of 16 experts in each layer.
+  const auto& load = j["expert_load"];
+  EXPECT_EQ(load["window_steps"], 3);
+  ASSERT_EQ(load["tokens_per_expert"].size(), 3u);  // layers
+  for (const auto& layer : load["tokens_per_expert"]) {
+    ASSERT_EQ(layer.size(), 16u);
+    int64_t total = 0;
+    for (const auto& t : layer) total += t.get<int64_t>();
+    EXPECT_EQ(total, 3 * 4 * 4);  // steps × batch × top-k
+  }
   // Contexts 40 + (6, 7, 8) + 1 over the profiled steps.
   EXPECT_DOUBLE_EQ(j["profile"]["mean_kv_tokens"].get<double>(), 4 * (40 + 8.0));
 }
@@ -71,6 +81,9 @@ TEST(BenchOffline, DisaggregatedReportsBusyFractions) {
     EXPECT_LE(f, 1.0) << side;
   }
   EXPECT_GE(j["profile"]["active_experts_per_moe_layer"].get<double>(), 4.0);
+  int64_t total = 0;
+  for (const auto& t : j["expert_load"]["tokens_per_expert"][0]) total += t.get<int64_t>();
+  EXPECT_EQ(total, 3 * 4 * 4);  // both expert workers' experts, by global id
 }
 
 #if !defined(MSI_CUDA)
