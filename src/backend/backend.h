@@ -85,8 +85,14 @@ class Backend {
 
   // ---- memory (start-up only; never in the steady state) ----
   virtual OwnedTensor alloc(DType dtype, std::initializer_list<int64_t> shape) = 0;
-  // Copies a host tensor (F32/F16/BF16) into a new tensor in the compute dtype.
-  virtual OwnedTensor upload_weight(const HostTensorView& host) = 0;
+  // Copies a host tensor (F32/F16/BF16, 1-D or 2-D) into a new tensor in the compute dtype.
+  OwnedTensor upload_weight(const HostTensorView& host) {
+    MSI_CHECK(host.shape.size() == 1 || host.shape.size() == 2, "weights are 1-D or 2-D");
+    OwnedTensor t = host.shape.size() == 1 ? alloc(compute_dtype(), {host.shape[0]})
+                                           : alloc(compute_dtype(), {host.shape[0], host.shape[1]});
+    upload_weight_into(t.tensor, host);
+    return t;
+  }
   // Copies a host tensor (F32/F16/BF16) into `dst` (compute dtype, same element count), e.g. one
   // expert's slice of a stacked [n_experts, rows, cols] weight. Blocks until done.
   virtual void upload_weight_into(const Tensor& dst, const HostTensorView& host) = 0;

@@ -240,6 +240,7 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   int64_t step = 0;
   std::vector<SeqChunk> chunks;
   std::vector<int32_t> ids(static_cast<size_t>(batch));
+  const std::vector<float> greedy(static_cast<size_t>(4 * batch), 0.0f);  // sampling rows: all greedy
   // One step through the ping-pong order of attention_runner.h.
   bool used_graphs = false;
   auto run_step = [&](std::span<const SeqChunk> step_chunks) -> Status {
@@ -257,7 +258,7 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
       }
     }
     for (int mb = 0; mb < n_mb; ++mb) MSI_RETURN_IF_ERROR(worker->layer_combine(n_layers - 1, mb, *link).status());
-    return worker->finish_step_argmax(ids.data());
+    return worker->finish_step_sample(greedy.data(), ids.data());
   };
 
   // The context.

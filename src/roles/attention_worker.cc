@@ -58,7 +58,7 @@ AttentionWorker::AttentionWorker(const ModelConfig& config, Backend& backend, At
   final_rows_ = backend.alloc(dt, {s, h});
   final_normed_ = backend.alloc(dt, {s, h});
   logits_ = backend.alloc(DType::kF32, {s, config.vocab_size});
-  argmax_ids_ = backend.alloc(DType::kI32, {s});
+  sampled_ids_ = backend.alloc(DType::kI32, {s});
   sample_params_ = backend.alloc(DType::kF32, {s, 4});
   h_sample_params_.reserve(static_cast<size_t>(4 * s));
 
@@ -254,7 +254,7 @@ Status AttentionWorker::run_decode_graph(std::span<const SeqChunk> chunks, int64
     MSI_RETURN_IF_ERROR(layer_combine(n_layers - 1, 0, link).status());
     compute_logits();
     backend_.sample_rows(logits_.tensor.slice_rows(0, bucket), sample_params_.tensor.slice_rows(0, bucket),
-                         argmax_ids_.tensor.slice_rows(0, bucket));
+                         sampled_ids_.tensor.slice_rows(0, bucket));
     return Status::ok();
   };
   auto it = graphs_.find(bucket);
@@ -273,7 +273,7 @@ Status AttentionWorker::run_decode_graph(std::span<const SeqChunk> chunks, int64
   }
   const int64_t n = n_real_logit_rows_;
   if (ids_out != nullptr) {
-    backend_.copy_to_host(ids_out, argmax_ids_.tensor.slice_rows(0, n), static_cast<size_t>(n) * sizeof(int32_t));
+    backend_.copy_to_host(ids_out, sampled_ids_.tensor.slice_rows(0, n), static_cast<size_t>(n) * sizeof(int32_t));
   } else {
     const Tensor logits = logits_.tensor.slice_rows(0, n);
     backend_.copy_to_host(logits_out, logits, logits.nbytes());
@@ -378,18 +378,10 @@ Status AttentionWorker::finish_step(float* logits_out) {
   return Status::ok();
 }
 
-Status AttentionWorker::finish_step_argmax(int32_t* ids_out) {
-  if (!compute_logits()) return Status::ok();
-  const Tensor ids = argmax_ids_.tensor.slice_rows(0, n_real_logit_rows_);
-  backend_.argmax_rows(logits_.tensor.slice_rows(0, n_real_logit_rows_), ids);
-  backend_.copy_to_host(ids_out, ids, ids.nbytes());
-  return Status::ok();
-}
-
 Status AttentionWorker::finish_step_sample(const float* params, int32_t* ids_out) {
   if (!compute_logits()) return Status::ok();
   const int64_t n = n_real_logit_rows_;
-  const Tensor ids = argmax_ids_.tensor.slice_rows(0, n);
+  const Tensor ids = sampled_ids_.tensor.slice_rows(0, n);
   bool greedy = true;
   for (int64_t r = 0; r < n; ++r) greedy = greedy && params[4 * r] == 0.0f;
   if (greedy) {

@@ -76,11 +76,9 @@ class AttentionWorker final : public KvSpace {
   // Writes logits [n_wanted, vocab] to the host in chunk order (chunks with want_logits only).
   Status finish_step(float* logits_out);
 
-  // finish_step with greedy sampling on the device: writes the argmax token of each wanted row
-  // (chunk order) to ids_out; only the ids cross to the host.
-  Status finish_step_argmax(int32_t* ids_out);
   // finish_step with sampling on the device: `params` holds (temperature, top_p, top_k, u) per
-  // wanted row (Backend::sample_rows); writes the tokens to ids_out.
+  // wanted row (Backend::sample_rows; all-zero rows are greedy); writes the tokens to ids_out, in
+  // chunk order. Only the ids cross to the host.
   Status finish_step_sample(const float* params, int32_t* ids_out);
 
   // Benchmarks only: sequence `seq_id` gets KV blocks for `n_tokens` more tokens and counts them
@@ -133,7 +131,7 @@ class AttentionWorker final : public KvSpace {
   OwnedTensor residual_, normed_, q_, k_, v_, attn_out_, proj_out_, moe_out_;
   OwnedTensor router_logits_, topk_ids_, topk_weights_, shared_gate_logit_, mlp_out_, mlp_scratch_;
   OwnedTensor final_rows_, final_normed_, logits_;  // [max_seqs, ·]
-  OwnedTensor argmax_ids_;                          // [max_seqs]
+  OwnedTensor sampled_ids_;                         // [max_seqs]
   OwnedTensor sample_params_;                       // [max_seqs, 4] f32
   std::vector<float> h_sample_params_;              // staging, [max_seqs, 4]
 

@@ -9,36 +9,13 @@ ColocatedExpertLink::ColocatedExpertLink(const ModelConfig& config, Backend& bac
     : config_(config), backend_(backend), weights_(std::move(weights)), max_tokens_(max_tokens) {
   MSI_CHECK(max_tokens > 0 && max_micro_batches > 0, "colocated experts: max_tokens {} micro-batches {}", max_tokens,
             max_micro_batches);
-  const int64_t n_experts = config.n_experts, k = config.n_experts_per_tok;
   const auto n_slots = static_cast<int64_t>(weights_.experts.size());
-  std::vector<int32_t> slot_of(static_cast<size_t>(n_experts), -1);
-  for (int64_t s = 0; s < n_slots; ++s) {
-    const int32_t e = weights_.experts[static_cast<size_t>(s)];
-    MSI_CHECK(e >= 0 && e < n_experts && slot_of[static_cast<size_t>(e)] < 0, "bad expert list (expert {})", e);
-    slot_of[static_cast<size_t>(e)] = static_cast<int32_t>(s);
-  }
-  slot_of_expert_ = backend.alloc(DType::kI32, {n_experts});
-  backend.copy_from_host(slot_of_expert_.tensor, slot_of.data(), slot_of.size() * sizeof(int32_t));
+  slot_of_expert_ = make_slot_of_expert(backend, config.n_experts, weights_.experts);
   load_.assign(static_cast<size_t>(config.n_layers), std::vector<int64_t>(static_cast<size_t>(n_slots), 0));
   h_offsets_.resize(static_cast<size_t>(n_slots + 1));
-  const int64_t rows = max_tokens * k;
-  const DType dt = backend.compute_dtype();
-  slots_.resize(static_cast<size_t>(max_micro_batches));
-  for (Slot& s : slots_) {
-    s.expert_offsets = backend.alloc(DType::kI32, {n_slots + 1});
-    s.row_token = backend.alloc(DType::kI32, {rows});
-    s.row_gate = backend.alloc(DType::kF32, {rows});
-    s.token_rows = backend.alloc(DType::kI32, {max_tokens, k});
-    s.tiles = backend.alloc(DType::kI32, {moe_tile_capacity(rows, n_slots)});
-    s.act = backend.alloc(dt, {rows, config.moe_intermediate_size});
-    s.y = backend.alloc(dt, {rows, config.hidden_size});
-    s.layout.n_slots = n_slots;
-    s.layout.slot_of_expert = slot_of_expert_.tensor;
-    s.layout.expert_offsets = s.expert_offsets.tensor;
-    s.layout.row_token = s.row_token.tensor;
-    s.layout.row_gate = s.row_gate.tensor;
-    s.layout.token_rows = s.token_rows.tensor;
-    s.layout.tiles = s.tiles.tensor;
+  slots_.reserve(static_cast<size_t>(max_micro_batches));
+  for (int i = 0; i < max_micro_batches; ++i) {
+    slots_.push_back(Slot{MoeUnitBuffers(backend, config, slot_of_expert_.tensor, n_slots, max_tokens)});
   }
 }
 
@@ -65,7 +42,7 @@ Status ColocatedExpertLink::send(const UnitId& unit, const Tensor& hidden, const
   MSI_CHECK(!w.w13.empty(), "layer {} has no experts here", unit.layer);
   const int64_t rows = n * config_.n_experts_per_tok;
   if (marker_) marker_->mark(Stage::kRouter);
-  MoeLayout layout = s.layout;
+  MoeLayout layout = s.buf.layout;
   backend_.moe_align(topk_ids.slice_rows(0, n), topk_weights.slice_rows(0, n), layout);
   if (record_load_) {
     backend_.copy_to_host(h_offsets_.data(), layout.expert_offsets, h_offsets_.size() * sizeof(int32_t));
@@ -73,8 +50,8 @@ Status ColocatedExpertLink::send(const UnitId& unit, const Tensor& hidden, const
     for (size_t e = 0; e < load.size(); ++e) load[e] += h_offsets_[e + 1] - h_offsets_[e];
   }
   if (marker_) marker_->mark(Stage::kExperts);
-  backend_.moe_gate_up(hidden, w.w13.tensor, layout, s.act.tensor.slice_rows(0, rows));
-  backend_.moe_down(s.act.tensor.slice_rows(0, rows), w.w2.tensor, layout, s.y.tensor.slice_rows(0, rows));
+  backend_.moe_gate_up(hidden, w.w13.tensor, layout, s.buf.act.tensor.slice_rows(0, rows));
+  backend_.moe_down(s.buf.act.tensor.slice_rows(0, rows), w.w2.tensor, layout, s.buf.y.tensor.slice_rows(0, rows));
   return Status::ok();
 }
 
@@ -87,7 +64,7 @@ Result<uint32_t> ColocatedExpertLink::receive(const UnitId& unit, const Tensor& 
   if (s.n_tokens > 0) {
     MSI_CHECK(out.rows() == s.n_tokens, "combine into {} rows for {} tokens", out.rows(), s.n_tokens);
     if (marker_) marker_->mark(Stage::kCombine);
-    backend_.moe_combine(s.y.tensor.slice_rows(0, s.n_tokens * config_.n_experts_per_tok), s.layout, out);
+    backend_.moe_combine(s.buf.y.tensor.slice_rows(0, s.n_tokens * config_.n_experts_per_tok), s.buf.layout, out);
   }
   return s.reply;
 }

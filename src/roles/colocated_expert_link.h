@@ -18,6 +18,7 @@
 #include "backend/backend.h"
 #include "model/config.h"
 #include "roles/expert_link.h"
+#include "roles/moe_buffers.h"
 #include "roles/stage_marker.h"
 #include "roles/weights.h"
 
@@ -44,10 +45,7 @@ class ColocatedExpertLink final : public ExpertLink {
 
  private:
   struct Slot {
-    MoeLayout layout;
-    OwnedTensor expert_offsets, row_token, row_gate, token_rows, tiles;
-    OwnedTensor act;  // [max_tokens * top_k, inter]
-    OwnedTensor y;    // [max_tokens * top_k, hidden]
+    MoeUnitBuffers buf;
     UnitId unit{-1, -1, -1};
     int64_t n_tokens = 0;
     uint32_t reply = 0;  // an idle probe's answer

@@ -8,32 +8,18 @@ PeerUnitHandler::PeerUnitHandler(const ModelConfig& config, Backend& backend, St
                                  int n_sources, int64_t max_tokens, int max_micro_batches)
     : config_(config), backend_(backend), weights_(std::move(weights)), max_tokens_(max_tokens),
       taken_(static_cast<size_t>(n_sources)) {
-  const int64_t n_experts = config.n_experts, k = config.n_experts_per_tok;
   const auto n_slots = static_cast<int64_t>(weights_.experts.size());
-  std::vector<int32_t> slot_of(static_cast<size_t>(n_experts), -1);
-  for (int64_t s = 0; s < n_slots; ++s) slot_of[static_cast<size_t>(weights_.experts[static_cast<size_t>(s)])] = static_cast<int32_t>(s);
-  slot_of_expert_ = backend.alloc(DType::kI32, {n_experts});
-  backend.copy_from_host(slot_of_expert_.tensor, slot_of.data(), slot_of.size() * sizeof(int32_t));
+  slot_of_expert_ = make_slot_of_expert(backend, config.n_experts, weights_.experts);
   clock_ = backend.make_clock(2);
   load_.assign(static_cast<size_t>(config.n_layers), std::vector<int64_t>(static_cast<size_t>(n_slots), 0));
   h_offsets_.resize(static_cast<size_t>(n_slots + 1));
-  const int64_t rows = max_tokens * k;
-  const DType dt = backend.compute_dtype();
   slots_.resize(static_cast<size_t>(n_sources));
   for (auto& per_source : slots_) {
-    per_source.resize(static_cast<size_t>(max_micro_batches));
-    for (Slot& s : per_source) {
-      s.expert_offsets = backend.alloc(DType::kI32, {n_slots + 1});
-      s.row_token = backend.alloc(DType::kI32, {rows});
-      s.row_gate = backend.alloc(DType::kF32, {rows});
-      s.token_rows = backend.alloc(DType::kI32, {max_tokens, k});
-      s.tiles = backend.alloc(DType::kI32, {moe_tile_capacity(rows, n_slots)});
-      s.act = backend.alloc(dt, {rows, config.moe_intermediate_size});
-      s.y = backend.alloc(dt, {rows, config.hidden_size});
-      s.hidden = backend.alloc(dt, {max_tokens, config.hidden_size});
-      s.layout = MoeLayout{n_slots, slot_of_expert_.tensor, s.expert_offsets.tensor, s.row_token.tensor,
-                           s.row_gate.tensor, s.token_rows.tensor, s.tiles.tensor};
-      s.done = backend.make_event();
+    per_source.reserve(static_cast<size_t>(max_micro_batches));
+    for (int i = 0; i < max_micro_batches; ++i) {
+      per_source.push_back(Slot{MoeUnitBuffers(backend, config, slot_of_expert_.tensor, n_slots, max_tokens),
+                                backend.alloc(backend.compute_dtype(), {max_tokens, config.hidden_size}),
+                                backend.make_event()});
     }
   }
 }
@@ -76,18 +62,18 @@ Status PeerUnitHandler::run(int layer, std::span<const std::span<std::byte>> rep
     backend_.copy(hidden, Tensor::view(const_cast<void*>(t.msg.hidden), dt, {t.n, h}));
     const Tensor ids = Tensor::view(const_cast<void*>(t.msg.topk_ids), DType::kI32, {t.n, k});
     const Tensor gates = Tensor::view(const_cast<void*>(t.msg.topk_weights), DType::kF32, {t.n, k});
-    backend_.moe_align(ids, gates, s.layout);
-    backend_.moe_gate_up(hidden, w.w13.tensor, s.layout, s.act.tensor.slice_rows(0, rows));
-    backend_.moe_down(s.act.tensor.slice_rows(0, rows), w.w2.tensor, s.layout, s.y.tensor.slice_rows(0, rows));
+    backend_.moe_align(ids, gates, s.buf.layout);
+    backend_.moe_gate_up(hidden, w.w13.tensor, s.buf.layout, s.buf.act.tensor.slice_rows(0, rows));
+    backend_.moe_down(s.buf.act.tensor.slice_rows(0, rows), w.w2.tensor, s.buf.layout, s.buf.y.tensor.slice_rows(0, rows));
     if (profile) {
       clock_->record(1);
       busy_ms_ += clock_->elapsed_ms(0, 1);
-      backend_.copy_to_host(h_offsets_.data(), s.layout.expert_offsets, h_offsets_.size() * sizeof(int32_t));
+      backend_.copy_to_host(h_offsets_.data(), s.buf.layout.expert_offsets, h_offsets_.size() * sizeof(int32_t));
       std::vector<int64_t>& load = load_[static_cast<size_t>(layer)];
       for (size_t e = 0; e < load.size(); ++e) load[e] += h_offsets_[e + 1] - h_offsets_[e];
     }
     backend_.record_event(*s.done);
-    PeerCombine reply{s.y.tensor.data, s.token_rows.tensor.data, s.done.get()};
+    PeerCombine reply{s.buf.y.tensor.data, s.buf.token_rows.tensor.data, s.done.get()};
     if (replies[src].size() < sizeof(reply)) {
       return error(StatusCode::kInternal, "combine mailbox of {} bytes", replies[src].size());
     }

@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "model/config.h"
 #include "roles/expert_unit_handler.h"
+#include "roles/moe_buffers.h"
 #include "roles/peer_message.h"
 #include "roles/weights.h"
 
@@ -40,9 +41,8 @@ class PeerUnitHandler final : public ExpertUnitHandler {
 
  private:
   struct Slot {
-    OwnedTensor expert_offsets, row_token, row_gate, token_rows, tiles, act, y;
+    MoeUnitBuffers buf;
     OwnedTensor hidden;  // [max_tokens, hidden]: the unit's tokens, copied over once
-    MoeLayout layout;
     std::unique_ptr<DeviceEvent> done;
   };
   struct Taken {

@@ -72,6 +72,21 @@ float top2_margin(const std::vector<float>& v) {
   return a - b;
 }
 
+// One request per reference case: its prompt, `max_tokens` (0: the reference's output length).
+std::vector<GenerateRequest> requests_of(const std::vector<RefCase>& cases, int64_t max_tokens, bool return_logits,
+                                         bool ignore_eos = false) {
+  std::vector<GenerateRequest> requests;
+  for (const auto& c : cases) {
+    GenerateRequest r;
+    r.prompt = c.prompt_ids;
+    r.sampling.max_tokens = max_tokens > 0 ? max_tokens : static_cast<int64_t>(c.output_ids.size());
+    r.sampling.ignore_eos = ignore_eos;
+    r.return_logits = return_logits;
+    requests.push_back(std::move(r));
+  }
+  return requests;
+}
+
 bool have_gpu() { return make_backend("cuda:0").is_ok(); }
 
 std::unique_ptr<Engine> gpu_engine(const std::string& dir, int64_t kv_blocks, int64_t max_seqs = 256,
@@ -101,14 +116,7 @@ TEST_P(GpuFixtureTest, MatchesTransformersInBf16) {
   const auto cases = load_reference(dir);
   auto engine = gpu_engine(dir, 256);
   ASSERT_NE(engine, nullptr);
-  std::vector<GenerateRequest> batch;
-  for (const auto& c : cases) {
-    GenerateRequest r;
-    r.prompt = c.prompt_ids;
-    r.sampling.max_tokens = static_cast<int64_t>(c.output_ids.size());
-    r.return_logits = true;
-    batch.push_back(std::move(r));
-  }
+  const std::vector<GenerateRequest> batch = requests_of(cases, 0, true);
   auto res = engine->generate(batch);
   ASSERT_TRUE(res.is_ok()) << res.status().to_string();
   double worst = 0;
@@ -148,14 +156,7 @@ TEST_P(GpuFixtureTest, MatchesTransformersInBf16) {
 TEST_P(GpuFixtureTest, CloseToTheCpuEngine) {
   const std::string dir = data(GetParam());
   const auto cases = load_reference(dir);
-  std::vector<GenerateRequest> batch;
-  for (const auto& c : cases) {
-    GenerateRequest r;
-    r.prompt = c.prompt_ids;
-    r.sampling.max_tokens = static_cast<int64_t>(c.output_ids.size());
-    r.return_logits = true;
-    batch.push_back(std::move(r));
-  }
+  const std::vector<GenerateRequest> batch = requests_of(cases, 0, true);
   EngineOptions cpu_opt;
   cpu_opt.kv_n_blocks = 256;
   cpu_opt.max_model_len = 1024;
@@ -230,14 +231,7 @@ TEST(GpuEngine, GraphsEqualEager) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   for (const std::string fixture : {"tiny-mixtral", "tiny-qwen2-moe"}) {
     const auto cases = load_reference(data(fixture));
-    std::vector<GenerateRequest> requests;
-    for (const auto& c : cases) {
-      GenerateRequest r;
-      r.prompt = c.prompt_ids;
-      r.sampling.max_tokens = 16;
-      r.sampling.ignore_eos = true;
-      requests.push_back(std::move(r));
-    }
+    const std::vector<GenerateRequest> requests = requests_of(cases, 16, false, true);
     auto graphs = gpu_engine(data(fixture), 256, 256, false);
     auto eager = gpu_engine(data(fixture), 256, 256, true);
     ASSERT_NE(graphs, nullptr);
@@ -261,14 +255,7 @@ TEST(GpuEngine, DisaggregatedOnTwoGpusEqualsOneGpu) {
   if (!make_backend("cuda:1").is_ok()) GTEST_SKIP() << "needs two CUDA devices";
   for (const std::string fixture : {"tiny-mixtral", "tiny-qwen3-moe", "tiny-qwen2-moe"}) {
     const auto cases = load_reference(data(fixture));
-    std::vector<GenerateRequest> requests;
-    for (const auto& c : cases) {
-      GenerateRequest r;
-      r.prompt = c.prompt_ids;
-      r.sampling.max_tokens = 12;
-      r.return_logits = true;
-      requests.push_back(std::move(r));
-    }
+    const std::vector<GenerateRequest> requests = requests_of(cases, 12, true);
     auto one = gpu_engine(data(fixture), 256);
     ASSERT_NE(one, nullptr);
     auto want = one->generate(requests);

@@ -16,6 +16,7 @@
 #include "bench/offline_bench.h"
 #include "bench/serve_bench.h"
 #include "commands.h"
+#include "deployment_flags.h"
 
 namespace msi::cli {
 namespace {
@@ -87,17 +88,8 @@ int run_bench_offline(BenchOfflineArgs a) {
     }
   }
   if (a.prefill != "synthetic" && a.prefill != "real") return fail("--prefill must be synthetic or real");
-  auto split = [](const std::string& list) {
-    std::vector<std::string> out;
-    for (size_t b = 0; b <= list.size();) {
-      const size_t e = std::min(list.find(',', b), list.size());
-      out.push_back(list.substr(b, e - b));
-      b = e + 1;
-    }
-    return out;
-  };
-  if (!a.expert_devices.empty()) a.config.engine.expert_devices = split(a.expert_devices);
-  if (!a.attention_devices.empty()) a.config.engine.attention_devices = split(a.attention_devices);
+  if (!a.expert_devices.empty()) a.config.engine.expert_devices = split_device_list(a.expert_devices);
+  if (!a.attention_devices.empty()) a.config.engine.attention_devices = split_device_list(a.attention_devices);
   if (!a.config.engine.attention_devices.empty()) a.config.engine.device = a.config.engine.attention_devices.front();
   a.config.real_prefill = a.prefill == "real";
   a.config.progress = !a.no_progress;

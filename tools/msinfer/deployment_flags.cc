@@ -32,9 +32,7 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
                   "move device to device (threads)");
 }
 
-namespace {
-
-std::vector<std::string> split_devices(const std::string& list) {
+std::vector<std::string> split_device_list(const std::string& list) {
   std::vector<std::string> out;
   size_t begin = 0;
   while (begin <= list.size()) {
@@ -45,12 +43,10 @@ std::vector<std::string> split_devices(const std::string& list) {
   return out;
 }
 
-}  // namespace
-
 Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   EngineOptions o;
-  if (!f.attention_devices.empty()) o.attention_devices = split_devices(f.attention_devices);
-  if (!f.expert_devices.empty()) o.expert_devices = split_devices(f.expert_devices);
+  if (!f.attention_devices.empty()) o.attention_devices = split_device_list(f.attention_devices);
+  if (!f.expert_devices.empty()) o.expert_devices = split_device_list(f.expert_devices);
   for (const auto* list : {&o.attention_devices, &o.expert_devices}) {
     for (const std::string& d : *list) {
       if (d.empty()) return error(StatusCode::kInvalidArgument, "an empty device in --attention-devices/--expert-devices");

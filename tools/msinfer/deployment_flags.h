@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -32,6 +33,9 @@ struct DeploymentFlags {
 };
 
 void add_deployment_flags(CLI::App* cmd, DeploymentFlags& flags);
+
+// "cuda:0,cuda:1" → {"cuda:0", "cuda:1"} (empty items kept, for the caller to refuse).
+std::vector<std::string> split_device_list(const std::string& list);
 
 // EngineOptions from the flags (kv_n_blocks and record_timeline are the caller's).
 // InvalidArgument for a malformed --hf-overrides.

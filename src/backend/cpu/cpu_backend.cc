@@ -32,15 +32,6 @@ OwnedTensor CpuBackend::alloc(DType dtype, std::initializer_list<int64_t> shape)
   return owned;
 }
 
-OwnedTensor CpuBackend::upload_weight(const HostTensorView& host) {
-  MSI_CHECK(host.shape.size() >= 1 && host.shape.size() <= 2, "weights are 1-D or 2-D");
-  OwnedTensor owned = host.shape.size() == 1 ? alloc(DType::kF32, {host.shape[0]})
-                                             : alloc(DType::kF32, {host.shape[0], host.shape[1]});
-  convert_to_f32(host.data, host.dtype, owned.tensor.as<float>(),
-                 static_cast<size_t>(host.numel()));
-  return owned;
-}
-
 void CpuBackend::upload_weight_into(const Tensor& dst, const HostTensorView& host) {
   check_f32(dst, "upload destination");
   MSI_CHECK(dst.numel() == host.numel(), "upload of {} elements into {}", host.numel(), dst.numel());

@@ -13,7 +13,6 @@ class CpuBackend final : public Backend {
   DType compute_dtype() const override { return DType::kF32; }
 
   OwnedTensor alloc(DType dtype, std::initializer_list<int64_t> shape) override;
-  OwnedTensor upload_weight(const HostTensorView& host) override;
   void upload_weight_into(const Tensor& dst, const HostTensorView& host) override;
   void fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) override;
   std::unique_ptr<DeviceClock> make_clock(int n_marks) override;

@@ -27,7 +27,7 @@ using bf16 = __nv_bfloat16;
 // cuBLAS gets a fixed workspace at creation so it never allocates inside an op (and the ops stay
 // capturable in a CUDA graph). 32 MiB is what NVIDIA recommends for Hopper.
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
-// upload_weight converts this many elements per host staging chunk.
+// upload_weight_into converts this many elements per host staging chunk.
 constexpr size_t kUploadChunkElems = size_t{16} << 20;
 
 void check_dtype(const Tensor& t, DType want, const char* what) {
@@ -111,36 +111,6 @@ OwnedTensor CudaBackend::alloc(DType dtype, std::initializer_list<int64_t> shape
     MSI_CUDA_CHECK(cudaSetDevice(prev));
   });
   owned.tensor.data = p;
-  return owned;
-}
-
-OwnedTensor CudaBackend::upload_weight(const HostTensorView& host) {
-  MSI_CHECK(host.shape.size() >= 1 && host.shape.size() <= 2, "weights are 1-D or 2-D");
-  MSI_CHECK(host.dtype == DType::kF32 || host.dtype == DType::kF16 || host.dtype == DType::kBF16,
-            "cuda: cannot upload a {} weight", dtype_name(host.dtype));
-  OwnedTensor owned = host.shape.size() == 1
-                          ? alloc(DType::kBF16, {host.shape[0]})
-                          : alloc(DType::kBF16, {host.shape[0], host.shape[1]});
-  const size_t n = static_cast<size_t>(host.numel());
-  auto* dst = static_cast<uint16_t*>(owned.tensor.data);
-  if (host.dtype == DType::kBF16) {
-    MSI_CUDA_CHECK(cudaMemcpyAsync(dst, host.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice,
-                                   stream_));
-    MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    return owned;
-  }
-  std::vector<float> f32(std::min(n, kUploadChunkElems));
-  std::vector<uint16_t> staged(f32.size());
-  const size_t src_elem = dtype_size(host.dtype);
-  for (size_t begin = 0; begin < n; begin += kUploadChunkElems) {
-    const size_t count = std::min(kUploadChunkElems, n - begin);
-    convert_to_f32(static_cast<const char*>(host.data) + begin * src_elem, host.dtype, f32.data(),
-                   count);
-    for (size_t i = 0; i < count; ++i) staged[i] = f32_to_bf16(f32[i]);
-    MSI_CUDA_CHECK(cudaMemcpyAsync(dst + begin, staged.data(), count * sizeof(uint16_t),
-                                   cudaMemcpyHostToDevice, stream_));
-    MSI_CUDA_CHECK(cudaStreamSynchronize(stream_));  // staged is reused by the next chunk
-  }
   return owned;
 }
 

@@ -37,7 +37,6 @@ class CudaBackend final : public Backend {
   // Start-up only: cudaMalloc (zero-filled on the stream). Aborts when out of device memory.
   OwnedTensor alloc(DType dtype, std::initializer_list<int64_t> shape) override;
   // Converts to bf16 on the host in chunks and copies; blocks until the copy is done.
-  OwnedTensor upload_weight(const HostTensorView& host) override;
   void upload_weight_into(const Tensor& dst, const HostTensorView& host) override;
   void fill_dummy(const Tensor& dst, uint64_t stream, float center, float half_width) override;
   // cudaEvents recorded on the stream.
