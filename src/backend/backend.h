@@ -7,8 +7,11 @@
 #pragma once
 
 #include <functional>
+#include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "backend/tensor.h"
 #include "core/status.h"
@@ -33,6 +36,10 @@ struct MoeLayout {
   Tensor token_rows;      // [max_tokens, top_k] i32: grouped row of (token, j); −1 if skipped
   Tensor tiles;           // [moe_tile_capacity(max_tokens * top_k, n_slots)] i32: the grouped
                           // GEMMs' work list, in a backend-defined encoding (unused on the CPU)
+  // Input, may be empty: [n_experts, 2] i32 (replicas, this worker's replica index): a worker holding a
+  // replicated expert groups only the pairs (t, j) with t % replicas == its index, so that each
+  // pair is computed by exactly one replica (ExpertPlacement::route's rule).
+  Tensor expert_replica;
 };
 
 // Grouped rows are tiled in units of kMoeTileRows for the work list.
@@ -113,6 +120,30 @@ class Backend {
   // Lets this backend's kernels read and write `other`'s memory directly (CUDA peer access over
   // NVLink or PCIe). Unavailable when the devices cannot; a no-op on the same device or the CPU.
   virtual Status enable_peer_access(const Backend& other) = 0;
+
+  // ---- sharing with other processes of this host (CUDA IPC); start-up only ----
+  // An event another process can wait on (export_event). Heavier than make_event's: use it only
+  // for hand-offs between processes.
+  virtual std::unique_ptr<DeviceEvent> make_shared_event() { return make_event(); }
+  // An opaque handle to `allocation` (a tensor whose data is the start of an alloc() buffer, and
+  // the whole of it) that import_memory of another process maps. Unimplemented where the device
+  // cannot share memory between processes (the CPU).
+  virtual Result<std::vector<std::byte>> export_memory(const Tensor& allocation) {
+    return error(StatusCode::kUnimplemented, "{} cannot share device memory with other processes", name());
+  }
+  // Maps another process's exported allocation into this one; the mapping lasts as long as this
+  // backend. Returns its base address here.
+  virtual Result<void*> import_memory(std::span<const std::byte> handle) {
+    return error(StatusCode::kUnimplemented, "{} cannot map another process's memory", name());
+  }
+  // A handle to an event from make_shared_event(), for import_event in another process.
+  virtual Result<std::vector<std::byte>> export_event(DeviceEvent& event) {
+    return error(StatusCode::kUnimplemented, "{} cannot share events with other processes", name());
+  }
+  // Opens another process's event: wait_event on it waits for that process's latest record.
+  virtual Result<std::unique_ptr<DeviceEvent>> import_event(std::span<const std::byte> handle) {
+    return error(StatusCode::kUnimplemented, "{} cannot open another process's events", name());
+  }
   // Records the ops `enqueue` issues (without running them) into a graph; nullptr when the
   // backend has no graphs (the CPU). `enqueue` must not block the host or copy to or from it.
   virtual std::unique_ptr<DeviceGraph> capture(const std::function<void()>& enqueue) { return nullptr; }
@@ -187,6 +218,13 @@ class Backend {
   // out[t] += Σ_j y[token_rows[t, j]] over j = 0..top_k−1 with token_rows[t, j] ≥ 0, summed in
   // fp32 in j order, then added to out. out [n, hidden].
   virtual void moe_combine(const Tensor& y, const MoeLayout& layout, const Tensor& out) = 0;
+  // Expert-load statistics: counts[e] += |{(i, j) : i < n_rows, topk_ids[i, j] == e}| for every
+  // e < n_experts = counts.numel(). topk_ids [n, top_k] i32 (global expert ids; ids outside
+  // [0, n_experts) are ignored); counts i32, accumulated in place. n_rows = n when n_valid is
+  // empty (data == nullptr), else clamp(*n_valid, 0, n) with n_valid an i32 [≥ 1] read on the
+  // device — so a graph recorded for a padded batch counts only the rows of each replay.
+  // Never allocates, never blocks.
+  virtual void count_experts(const Tensor& topk_ids, const Tensor& n_valid, const Tensor& counts) = 0;
   // dst = src (same byte size), device to device.
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;
 };

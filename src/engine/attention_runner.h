@@ -14,14 +14,26 @@
 // until an event arrives (the frontend wakes every worker whenever it adds a request). After a
 // shutdown event a worker finishes its requests, then flags its idle steps shut down; when all
 // have, the experts answer kFlagStop and the runners return.
-// One thread drives a runner.
+//
+// With a timeline, the runner records host spans (planning, attention, waits, logits) and device
+// spans (roles/device_timeline.h) of every unit with tokens: when the device ran its attention
+// (SpanKind::kAttention; kAttentionExperts with colocated experts, which run inline), when it
+// waited for and added the experts' partial sums (kWaitCombine; kCombine with colocated experts),
+// and the final norm, LM head and sampling (kLogits). A decode step replayed as a device graph has
+// no per-unit marks: it is one span, kGraphStep, on both tracks (--enforce-eager gives per-unit
+// device spans). Device spans are resolved into the timeline after steps that read their results
+// back (so resolving never waits) and when serve() returns OK.
+// One thread drives a runner; it constructs the runner too (the device timeline's anchor waits
+// for the worker's stream).
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "engine/worker_channel.h"
 #include "pipeline/timeline.h"
 #include "roles/attention_worker.h"
+#include "roles/device_timeline.h"
 #include "roles/expert_link.h"
 
 namespace msi {
@@ -52,12 +64,18 @@ class AttentionRunner {
   // instead of logits in logits_.
   Status run_step(std::span<const SeqChunk> chunks, int64_t step, uint32_t probe_flags, uint32_t* reply,
                   bool device_sampling);
+  // A device span of a unit with work (none without a device timeline or without tokens).
+  DeviceTimeline::Span device_begin(SpanKind kind, const UnitId& unit, int64_t n_tokens);
+  void device_end(DeviceTimeline::Span span);
 
   const ModelConfig& config_;
   AttentionWorker& worker_;
   ExpertLink& link_;
   RunnerOptions options_;
   Timeline* timeline_;
+  std::unique_ptr<DeviceTimeline> device_;  // with a timeline
+  SpanKind device_attention_kind_ = SpanKind::kAttention;
+  SpanKind device_combine_kind_ = SpanKind::kWaitCombine;
   int first_moe_layer_ = -1;
   bool after_idle_step_ = false;  // the last step ended with every worker idle
   std::vector<float> logits_;  // [max_seqs, vocab]

@@ -117,8 +117,10 @@ Status ThreadDeployment::start(const std::filesystem::path& model_dir) {
       }
       MSI_ASSIGN_OR_RETURN(StackedExpertWeights weights,
                            load_stacked_expert_weights(config, *setup_.source, *backend, setup_.placement.experts_of(x)));
-      peer_handlers_.push_back(std::make_unique<PeerUnitHandler>(config, *backend, std::move(weights), m,
-                                                                 options_.max_batched_tokens, options_.n_micro_batches));
+      peer_handlers_.push_back(std::make_unique<PeerUnitHandler>(
+          config, *backend, std::move(weights), m, options_.max_batched_tokens, options_.n_micro_batches,
+          /*interprocess=*/false,
+          setup_.placement.has_replicas() ? setup_.placement.replica_table(x) : std::vector<int32_t>{}));
     } else {
       MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(config, setup_, *backend, options_, x));
       experts_.push_back(std::move(worker));

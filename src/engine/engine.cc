@@ -26,6 +26,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
   MSI_ASSIGN_OR_RETURN(e->config_, load_model_config(model_dir, overrides));
   MSI_ASSIGN_OR_RETURN(e->max_model_len_, resolve_max_model_len(e->config_, options));
   e->kv_used_.assign(static_cast<size_t>(options.n_attention_workers), 0);
+  e->expert_load_ = ExpertLoadWindow(e->config_, options.n_attention_workers);
   Engine* self = e.get();
   DeploymentCallbacks callbacks;
   callbacks.on_report = [self](int worker, const WorkerReport& report) { self->on_report(worker, report); };
@@ -51,6 +52,7 @@ Engine::~Engine() {
 void Engine::on_report(int worker, const WorkerReport& report) {
   std::lock_guard<std::mutex> lock(mu_);
   kv_used_[static_cast<size_t>(worker)] = report.stats.kv_blocks_used;
+  expert_load_.add(worker, report);
   for (const SeqOutput& o : report.outputs) {
     auto it = pending_.find(o.id);
     if (it == pending_.end()) continue;
@@ -70,6 +72,11 @@ int64_t Engine::kv_blocks_in_use() const {
   int64_t n = 0;
   for (int64_t u : kv_used_) n += u;
   return n;
+}
+
+nlohmann::json Engine::expert_load_json() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return expert_load_.window_json();
 }
 
 Result<std::vector<GenerateResult>> Engine::generate(const std::vector<GenerateRequest>& requests) {

@@ -16,6 +16,7 @@
 
 #include "engine/deployment.h"
 #include "engine/engine_options.h"
+#include "engine/expert_load.h"
 #include "engine/generate_types.h"
 
 namespace msi {
@@ -38,6 +39,11 @@ class Engine {
   int64_t max_model_len() const { return max_model_len_; }
   // KV blocks in use over all attention workers, as last reported.
   int64_t kv_blocks_in_use() const;
+  // Expert-load statistics since the engine started (engine/expert_load.h: routed tokens per
+  // layer and expert, the shape `msinfer bench --json` writes under "expert_load", plus
+  // "window_seconds"). Exact once the workers are idle — e.g. after shutdown(); while they are
+  // busy, up to a second behind.
+  nlohmann::json expert_load_json() const;
 
   // Validates every request, spreads them over the attention workers (each to the one with the
   // fewest prompt tokens so far), and waits until all are done. A failing worker fails the call
@@ -64,6 +70,7 @@ class Engine {
   };
   std::map<int64_t, Pending> pending_;
   std::vector<int64_t> kv_used_;  // per attention worker
+  ExpertLoadWindow expert_load_;
   Status failure_;
   int64_t next_id_ = 0;
   bool shut_down_ = false;

@@ -14,9 +14,16 @@ Status validate_engine_options(const EngineOptions& o) {
       return error(StatusCode::kInvalidArgument, "{} expert workers for {} --expert-devices", o.n_expert_workers,
                    o.expert_devices.size());
     }
-    if (o.transport != "inproc") {
-      return error(StatusCode::kInvalidArgument,
-                   "--expert-devices runs the workers as threads of one process (--transport inproc)");
+    if (o.transport == "shm") {  // one process per worker: the peer transport over CUDA IPC
+      for (const auto* list : {&o.attention_devices, &o.expert_devices}) {
+        for (const std::string& d : *list) {
+          if (d.rfind("cuda", 0) != 0) {
+            return error(StatusCode::kInvalidArgument,
+                         "--transport shm with --expert-devices shares device memory between processes (CUDA IPC), "
+                         "which needs GPU devices, not '{}'; use --transport inproc (threads) for CPU devices", d);
+          }
+        }
+      }
     }
   } else if (o.n_expert_workers > 0 && o.device.rfind("cuda", 0) == 0) {
     return error(StatusCode::kInvalidArgument,
@@ -56,7 +63,8 @@ nlohmann::json engine_options_to_json(const EngineOptions& o) {
           {"kv_block_size", o.kv_block_size}, {"kv_n_blocks", o.kv_n_blocks},
           {"max_model_len", o.max_model_len}, {"peer_timeout_ms", o.peer_timeout.count()},
           {"record_timeline", o.record_timeline}, {"enforce_eager", o.enforce_eager},
-          {"attention_devices", o.attention_devices}, {"expert_devices", o.expert_devices}};
+          {"attention_devices", o.attention_devices}, {"expert_devices", o.expert_devices},
+          {"expert_placement", o.expert_placement}};
 }
 
 Result<EngineOptions> engine_options_from_json(const nlohmann::json& j) {
@@ -80,6 +88,7 @@ Result<EngineOptions> engine_options_from_json(const nlohmann::json& j) {
     o.enforce_eager = j.at("enforce_eager");
     o.attention_devices = j.at("attention_devices").get<std::vector<std::string>>();
     o.expert_devices = j.at("expert_devices").get<std::vector<std::string>>();
+    o.expert_placement = j.value("expert_placement", nlohmann::json());
     return o;
   } catch (const nlohmann::json::exception& e) {
     return error(StatusCode::kInvalidArgument, "bad engine options: {}", e.what());

@@ -25,11 +25,15 @@ struct EngineOptions {
   int n_expert_workers = 1;          // N; 0: every attention worker holds all experts (colocated)
   int n_micro_batches = 1;           // m
   std::string transport = "inproc";  // inproc: threads; shm: one process per worker
-  // Disaggregated on devices (threads): attention worker a on attention_devices[a % size], expert
-  // worker x on expert_devices[x]; tokens move device to device (peer transport, peer_message.h).
+  // Disaggregated on devices: attention worker a on attention_devices[a % size], expert worker x on
+  // expert_devices[x]; tokens move device to device (peer transport, peer_message.h). Threads
+  // (inproc) or one process per worker (shm: CUDA IPC handles exchanged through the rendezvous).
   // Empty: every worker on `device`, tokens through the host mailboxes.
   std::vector<std::string> attention_devices;
   std::vector<std::string> expert_devices;
+  // Which expert worker holds which experts (roles/expert_placement.h JSON: per-worker expert lists,
+  // replicas allowed, e.g. from `msinfer plan --expert-load`). Null: contiguous ranges.
+  nlohmann::json expert_placement;
   int64_t max_batched_tokens = 8192;  // per attention worker and step
   int64_t max_seqs = 256;            // per attention worker and step
   int64_t kv_block_size = 16;

@@ -1,5 +1,10 @@
 // The process deployment: one `msinfer worker` process per attention and expert worker,
 // connected by two M2N groups over POSIX shared memory, supervised by a thread of this process.
+// With --expert-devices the workers use the peer transport across processes: the mailboxes carry
+// only the peer messages, and each worker maps the memory and events its peers name (CUDA IPC)
+// from handles exchanged once, at start-up, through a TCP rendezvous (comm/bootstrap.h) that this
+// process serves: rank 0 is the supervisor, attention worker a is rank 1 + a, expert worker x is
+// rank 1 + M + x.
 //
 // Supervision: workers die with this process (PR_SET_PDEATHSIG). When any worker fails — an
 // error exit or a signal — the supervisor kills the rest at once, reaps them, and fails the
@@ -24,6 +29,7 @@
 #include <thread>
 
 #include "backend/registry.h"
+#include "comm/bootstrap.h"
 #include "engine/attention_runner.h"
 #include "engine/deployment.h"
 #include "engine/worker_channel_pipe.h"
@@ -32,6 +38,9 @@
 #include "roles/expert_server.h"
 #include "roles/host_unit_handler.h"
 #include "roles/m2n_expert_link.h"
+#include "roles/peer_expert_link.h"
+#include "roles/peer_memory.h"
+#include "roles/peer_unit_handler.h"
 
 namespace msi {
 namespace {
@@ -41,6 +50,8 @@ using json = nlohmann::json;
 
 constexpr int kChildEventsFd = 100;   // where a child finds its event pipe
 constexpr int kChildReportsFd = 101;  // and its report pipe
+// Workers reach the rendezvous after loading their weights, which may take minutes.
+constexpr std::chrono::milliseconds kStartupTimeout{600000};
 
 Status write_text(const fs::path& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
@@ -92,6 +103,7 @@ class ProcessDeployment final : public Deployment {
   DeploymentCallbacks callbacks_;
   fs::path trace_path_, self_exe_, dir_;
   std::unique_ptr<comm::M2NTransport> dispatch_, combine_;
+  std::unique_ptr<comm::Rendezvous> rendezvous_;  // --expert-devices: the peers' handles
   std::vector<Child> children_;  // experts first, then attention workers
   std::vector<int> event_fds_, report_fds_;  // this process's ends, per attention worker
   // NOTE: events are written by one thread per attention worker from an unbounded queue, so
@@ -161,9 +173,16 @@ Status ProcessDeployment::start(const fs::path& model_dir) {
   }
   EngineOptions worker_options = options_;
   worker_options.record_timeline = !trace_path_.empty();
-  const json job = {{"model_dir", model_dir.string()}, {"options", engine_options_to_json(worker_options)},
-                    {"shm_dispatch", shm_base + "-dispatch"}, {"shm_combine", shm_base + "-combine"},
-                    {"out_dir", dir_.string()}, {"origin_ns", Timeline::now_ns()}};
+  json job = {{"model_dir", model_dir.string()}, {"options", engine_options_to_json(worker_options)},
+              {"shm_dispatch", shm_base + "-dispatch"}, {"shm_combine", shm_base + "-combine"},
+              {"out_dir", dir_.string()}, {"origin_ns", Timeline::now_ns()}};
+  if (!options_.expert_devices.empty()) {
+    comm::BootstrapOptions bo;
+    bo.world_size = 1 + options_.n_attention_workers + options_.n_expert_workers;
+    bo.timeout = kStartupTimeout;
+    MSI_ASSIGN_OR_RETURN(rendezvous_, comm::Rendezvous::serve(bo));
+    job["rendezvous"] = {{"host", bo.host}, {"port", rendezvous_->port()}, {"world_size", bo.world_size}};
+  }
   MSI_RETURN_IF_ERROR(write_text(dir_ / "job.json", job.dump()));
 
   for (int x = 0; x < options_.n_expert_workers; ++x) {
@@ -338,11 +357,39 @@ ProcessDeployment::~ProcessDeployment() {
 
 // ---- the worker side ----
 
+// Publishes this worker's exports under "<role>/<index>" and imports every peer's
+// ("<peer_role>/<i>", i < n_peers) through the job's rendezvous.
+Result<std::vector<PeerMemoryMap>> exchange_peer_handles(const json& job, Backend& backend, const std::string& role,
+                                                         int index, const PeerExports& exports,
+                                                         const std::string& peer_role, int n_peers) {
+  const json& r = job.at("rendezvous");
+  const int n_attention = job.at("options").at("n_attention_workers").get<int>();
+  comm::BootstrapOptions bo;
+  bo.host = r.at("host").get<std::string>();
+  bo.port = r.at("port").get<int>();
+  bo.world_size = r.at("world_size").get<int>();
+  bo.rank = role == "attention" ? 1 + index : 1 + n_attention + index;
+  bo.timeout = kStartupTimeout;
+  MSI_ASSIGN_OR_RETURN(auto rendezvous, comm::Rendezvous::connect(bo));
+  MSI_RETURN_IF_ERROR(rendezvous->set(fmt::format("{}/{}", role, index), exports.serialize()));
+  std::vector<PeerMemoryMap> peers;
+  for (int i = 0; i < n_peers; ++i) {
+    MSI_ASSIGN_OR_RETURN(std::vector<std::byte> blob, rendezvous->get(fmt::format("{}/{}", peer_role, i)));
+    MSI_ASSIGN_OR_RETURN(PeerExports theirs, PeerExports::parse(blob));
+    const std::string label = peer_role == "attention" ? attention_label(i) : expert_label(i);
+    MSI_ASSIGN_OR_RETURN(PeerMemoryMap map, PeerMemoryMap::import(backend, theirs, label));
+    peers.push_back(std::move(map));
+  }
+  return peers;
+}
+
 Status run_worker(const json& job, const std::string& role, int index, int events_fd, int reports_fd) {
   MSI_ASSIGN_OR_RETURN(EngineOptions options, engine_options_from_json(job.at("options")));
   const fs::path out_dir = job.at("out_dir").get<std::string>();
   MSI_ASSIGN_OR_RETURN(WorkerSetup setup, open_worker_setup(job.at("model_dir").get<std::string>(), options));
-  MSI_ASSIGN_OR_RETURN(auto backend, make_backend(options.device));
+  MSI_ASSIGN_OR_RETURN(auto backend, make_backend(role == "attention" ? attention_device(options, index)
+                                                                       : expert_device(options, index)));
+  const bool peer = !options.expert_devices.empty();
   const bool colocated = options.n_expert_workers == 0;
   std::unique_ptr<comm::M2NTransport> dispatch, combine;
   if (!colocated) {
@@ -362,6 +409,18 @@ Status run_worker(const json& job, const std::string& role, int index, int event
     std::unique_ptr<ExpertLink> link;
     if (colocated) {
       MSI_ASSIGN_OR_RETURN(link, make_colocated_link(setup.config, setup, *backend, options));
+    } else if (peer) {
+      MSI_ASSIGN_OR_RETURN(auto sender, dispatch->open_sender(index));
+      MSI_ASSIGN_OR_RETURN(auto receiver, combine->open_receiver(index));
+      auto peer_link = std::make_unique<PeerExpertLink>(setup.config, *backend, std::move(sender), std::move(receiver),
+                                                        options.n_expert_workers, options.n_micro_batches,
+                                                        /*interprocess=*/true);
+      const std::vector<Tensor> buffers = worker->peer_send_buffers();
+      MSI_ASSIGN_OR_RETURN(PeerExports exports, export_for_peers(*backend, buffers, peer_link->events()));
+      MSI_ASSIGN_OR_RETURN(auto peers, exchange_peer_handles(job, *backend, "attention", index, exports,
+                                                             "expert", options.n_expert_workers));
+      peer_link->set_peers(std::move(peers));
+      link = std::move(peer_link);
     } else {
       MSI_ASSIGN_OR_RETURN(auto sender, dispatch->open_sender(index));
       MSI_ASSIGN_OR_RETURN(auto receiver, combine->open_receiver(index));
@@ -378,12 +437,30 @@ Status run_worker(const json& job, const std::string& role, int index, int event
     MSI_RETURN_IF_ERROR(runner.serve(inbox, outbox));
   } else if (role == "expert") {
     if (index < 0 || index >= options.n_expert_workers) return error(StatusCode::kInvalidArgument, "no expert worker {}", index);
-    MSI_ASSIGN_OR_RETURN(auto worker, make_expert_worker(setup.config, setup, *backend, options, index));
+    std::unique_ptr<ExpertWorker> worker;
+    std::unique_ptr<ExpertUnitHandler> handler;
+    if (peer) {
+      MSI_ASSIGN_OR_RETURN(StackedExpertWeights weights,
+                           load_stacked_expert_weights(setup.config, *setup.source, *backend,
+                                                       setup.placement.experts_of(index)));
+      auto peer_handler = std::make_unique<PeerUnitHandler>(
+          setup.config, *backend, std::move(weights), n_attention, options.max_batched_tokens, options.n_micro_batches,
+          /*interprocess=*/true,
+          setup.placement.has_replicas() ? setup.placement.replica_table(index) : std::vector<int32_t>{});
+      const std::vector<Tensor> buffers = peer_handler->exported_allocations();
+      MSI_ASSIGN_OR_RETURN(PeerExports exports, export_for_peers(*backend, buffers, peer_handler->events()));
+      MSI_ASSIGN_OR_RETURN(auto peers, exchange_peer_handles(job, *backend, "expert", index, exports,
+                                                             "attention", n_attention));
+      peer_handler->set_peers(std::move(peers));
+      handler = std::move(peer_handler);
+    } else {
+      MSI_ASSIGN_OR_RETURN(worker, make_expert_worker(setup.config, setup, *backend, options, index));
+      handler = std::make_unique<HostUnitHandler>(setup.config, *worker, n_attention);
+    }
     setup.source.reset();
     MSI_ASSIGN_OR_RETURN(auto receiver, dispatch->open_receiver(index));
     MSI_ASSIGN_OR_RETURN(auto sender, combine->open_sender(index));
-    HostUnitHandler handler(setup.config, *worker, n_attention);
-    ExpertServer server(setup.config, handler, std::move(receiver), std::move(sender), n_attention,
+    ExpertServer server(setup.config, *handler, std::move(receiver), std::move(sender), n_attention,
                         options.n_micro_batches, timeline.get());
     MSI_RETURN_IF_ERROR(server.run());
   } else {

@@ -88,9 +88,11 @@ nlohmann::json report_to_json(const WorkerReport& r) {
     outputs.push_back(std::move(j));
   }
   const WorkerStats& s = r.stats;
-  return {{"outputs", std::move(outputs)},
-          {"stats", {{"running", s.n_running}, {"waiting", s.n_waiting}, {"kv_used", s.kv_blocks_used},
-                     {"kv_total", s.kv_blocks_total}, {"preemptions", s.n_preemptions}}}};
+  nlohmann::json j = {{"outputs", std::move(outputs)},
+                      {"stats", {{"running", s.n_running}, {"waiting", s.n_waiting}, {"kv_used", s.kv_blocks_used},
+                                 {"kv_total", s.kv_blocks_total}, {"preemptions", s.n_preemptions}}}};
+  if (!r.expert_tokens.empty()) j["expert_load"] = {{"tokens", r.expert_tokens}, {"steps", r.expert_steps}};
+  return j;
 }
 
 Result<WorkerReport> report_from_json(const nlohmann::json& j) {
@@ -109,6 +111,10 @@ Result<WorkerReport> report_from_json(const nlohmann::json& j) {
     }
     const auto& s = j.at("stats");
     r.stats = {s.at("running"), s.at("waiting"), s.at("kv_used"), s.at("kv_total"), s.at("preemptions")};
+    if (j.contains("expert_load")) {
+      r.expert_tokens = j["expert_load"].at("tokens").get<std::vector<int64_t>>();
+      r.expert_steps = j["expert_load"].at("steps");
+    }
     return r;
   } catch (const nlohmann::json::exception& ex) {
     return error(StatusCode::kInvalidArgument, "bad worker report: {}", ex.what());

@@ -35,6 +35,12 @@ struct WorkerStats {
 struct WorkerReport {
   std::vector<SeqOutput> outputs;
   WorkerStats stats;
+  // Expert load (AttentionWorker::take_expert_counts): routed (token, expert) pairs per layer and
+  // global expert id, [n_layers * n_experts] layer-major, counted since the previous report that
+  // carried them, over `expert_steps` steps with tokens. Empty when not sent (at most once a
+  // second, and when the worker falls idle or stops).
+  std::vector<int64_t> expert_tokens;
+  int64_t expert_steps = 0;
 };
 
 // The worker's end: it polls for events between steps and waits for them when idle.

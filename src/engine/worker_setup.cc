@@ -17,8 +17,18 @@ Result<WorkerSetup> open_worker_setup(const std::filesystem::path& model_dir, co
     return error(StatusCode::kInvalidArgument, "the model has no MoE layers");
   }
   // Colocated (N = 0): each attention worker holds the one group of all experts.
-  MSI_ASSIGN_OR_RETURN(s.placement,
-                       ExpertPlacement::contiguous(s.config.n_experts, std::max(options.n_expert_workers, 1)));
+  if (!options.expert_placement.is_null() && options.n_expert_workers > 0) {
+    Result<ExpertPlacement> given = ExpertPlacement::from_json(options.expert_placement, s.config.n_experts);
+    if (!given.is_ok()) return given.status().with_context("--expert-placement");
+    if (given->n_workers() != options.n_expert_workers) {
+      return error(StatusCode::kInvalidArgument, "--expert-placement places experts on {} workers, the deployment has {}",
+                   given->n_workers(), options.n_expert_workers);
+    }
+    s.placement = std::move(*given);
+  } else {
+    MSI_ASSIGN_OR_RETURN(s.placement,
+                         ExpertPlacement::contiguous(s.config.n_experts, std::max(options.n_expert_workers, 1)));
+  }
   if (options.load_format == "dummy") {
     s.source = make_dummy_source(s.config, options.dummy_seed);
   } else if (options.load_format == "auto" || options.load_format == "safetensors") {

@@ -6,24 +6,52 @@
 
 namespace msi {
 
-nlohmann::json timeline_trace_events(const Timeline& timeline, int pid, int tid, int64_t origin_ns) {
+namespace {
+
+// Track metadata: its name, and its place (a worker's device track right below its host track).
+void add_track(nlohmann::json& events, int pid, int tid, const std::string& name, int sort_index,
+               size_t dropped) {
+  nlohmann::json args = {{"name", name}};
+  if (dropped > 0) args["dropped_spans"] = dropped;
+  events.push_back(
+      {{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", args}});
+  events.push_back({{"name", "thread_sort_index"},
+                    {"ph", "M"},
+                    {"pid", pid},
+                    {"tid", tid},
+                    {"args", {{"sort_index", sort_index}}}});
+}
+
+}  // namespace
+
+nlohmann::json timeline_trace_events(const Timeline& timeline, int pid, int tid,
+                                     int64_t origin_ns) {
   nlohmann::json events = nlohmann::json::array();
-  events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
-                    {"args", {{"name", timeline.worker()}}}});
-  events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
-                    {"args", {{"sort_index", tid}}}});
+  add_track(events, pid, tid, timeline.worker(), 2 * tid, timeline.dropped());
+  bool device_track = false;
   for (const SpanRecord& s : timeline.spans()) {
     if (s.end_ns < s.begin_ns) continue;
+    if (s.device && !device_track) {
+      add_track(events, pid, device_track_tid(tid), timeline.worker() + " (device)", 2 * tid + 1,
+                0);
+      device_track = true;
+    }
     events.push_back({
-        {"name", fmt::format("{} L{} mb{}", span_kind_name(s.kind), s.unit.layer, s.unit.micro_batch)},
-        {"cat", span_kind_is_wait(s.kind) ? "wait" : "compute"},
+        {"name",
+         fmt::format("{} L{} mb{}", span_kind_name(s.kind), s.unit.layer, s.unit.micro_batch)},
+        {"cat", s.device                    ? "device"
+                : span_kind_is_wait(s.kind) ? "wait"
+                                            : "compute"},
         {"ph", "X"},
         {"pid", pid},
-        {"tid", tid},
+        {"tid", s.device ? device_track_tid(tid) : tid},
         {"ts", static_cast<double>(s.begin_ns - origin_ns) / 1e3},
         {"dur", static_cast<double>(s.end_ns - s.begin_ns) / 1e3},
-        {"args", {{"step", s.unit.step}, {"layer", s.unit.layer}, {"micro_batch", s.unit.micro_batch},
-                  {"tokens", s.n_tokens}}},
+        {"args",
+         {{"step", s.unit.step},
+          {"layer", s.unit.layer},
+          {"micro_batch", s.unit.micro_batch},
+          {"tokens", s.n_tokens}}},
     });
   }
   return events;

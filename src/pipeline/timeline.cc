@@ -11,6 +11,10 @@ const char* span_kind_name(SpanKind kind) {
     case SpanKind::kExpertCompute: return "experts";
     case SpanKind::kStepPlan: return "plan step";
     case SpanKind::kLogits: return "logits+sample";
+    case SpanKind::kGraphStep: return "decode step (graph)";
+    case SpanKind::kAttentionExperts: return "attention+experts";
+    case SpanKind::kWaitCombine: return "wait+combine";
+    case SpanKind::kWaitExperts: return "wait+experts";
   }
   return "?";
 }
@@ -19,7 +23,8 @@ bool span_kind_is_wait(SpanKind kind) {
   return kind == SpanKind::kAttentionWait || kind == SpanKind::kExpertWait;
 }
 
-Timeline::Timeline(std::string worker, size_t capacity) : worker_(std::move(worker)), capacity_(capacity) {
+Timeline::Timeline(std::string worker, size_t capacity)
+    : worker_(std::move(worker)), capacity_(capacity) {
   spans_.reserve(capacity);
 }
 
@@ -41,6 +46,14 @@ Timeline::Span Timeline::begin(SpanKind kind, const comm::UnitAddr& unit, int64_
 
 void Timeline::end(Span span) {
   if (span.index < spans_.size()) spans_[span.index].end_ns = now_ns();
+}
+
+void Timeline::record(const SpanRecord& span) {
+  if (spans_.size() >= capacity_) {
+    ++dropped_;
+    return;
+  }
+  spans_.push_back(span);
 }
 
 }  // namespace msi

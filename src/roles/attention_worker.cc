@@ -61,6 +61,9 @@ AttentionWorker::AttentionWorker(const ModelConfig& config, Backend& backend, At
   sampled_ids_ = backend.alloc(DType::kI32, {s});
   sample_params_ = backend.alloc(DType::kF32, {s, 4});
   h_sample_params_.reserve(static_cast<size_t>(4 * s));
+  expert_counts_ = backend.alloc(DType::kI32, {config.n_layers, n_experts});  // zero-filled
+  n_valid_ = backend.alloc(DType::kI32, {1});
+  h_expert_counts_.resize(static_cast<size_t>(config.n_layers * n_experts));
 
   h_tokens_.reserve(static_cast<size_t>(t));
   h_positions_.reserve(static_cast<size_t>(t));
@@ -103,6 +106,7 @@ void AttentionWorker::free_sequence(int64_t seq_id) {
 
 Status AttentionWorker::begin_step(std::span<const SeqChunk> chunks, int n_micro_batches, int64_t step) {
   MSI_RETURN_IF_ERROR(plan_step(chunks, n_micro_batches, step, 0));
+  count_rows_ = Tensor{};  // no padding: every routed row counts
   embed();
   return Status::ok();
 }
@@ -236,6 +240,11 @@ Status AttentionWorker::run_decode_graph(std::span<const SeqChunk> chunks, int64
   MSI_CHECK(graph_eligible(chunks, 1, link), "run_decode_graph: the step does not qualify");
   const int64_t bucket = graph_bucket(static_cast<int64_t>(chunks.size()));
   MSI_RETURN_IF_ERROR(plan_step(chunks, 1, step, bucket));
+  // The expert tallies read the real row count on the device: the graph is recorded once per
+  // bucket and replayed with other counts.
+  const auto n_real = static_cast<int32_t>(chunks.size());
+  backend_.copy_from_host(n_valid_.tensor, &n_real, sizeof(n_real));
+  count_rows_ = n_valid_.tensor;
   // Sampling parameters of the real rows; padding rows are greedy (all zero).
   h_sample_params_.assign(static_cast<size_t>(4 * bucket), 0.0f);
   if (sample_params != nullptr) {
@@ -338,6 +347,7 @@ Status AttentionWorker::layer_attention(int layer, int mb, ExpertLink& link, uin
   const Tensor logits = rows(router_logits_, mb);
   backend_.linear(x, lw.router.tensor, Tensor{}, logits);
   backend_.router_topk(logits, topk_ids, topk_weights, config_.norm_topk_prob);
+  backend_.count_experts(topk_ids, count_rows_, expert_counts_.tensor.slice_rows(layer, 1));
   MSI_RETURN_IF_ERROR(link.send(unit, x, topk_ids, topk_weights, flags));
   if (marker_) marker_->mark(Stage::kExperts);
   // While the experts work: the shared expert (Qwen2-MoE), scaled by its sigmoid gate.
@@ -392,6 +402,20 @@ Status AttentionWorker::finish_step_sample(const float* params, int32_t* ids_out
     backend_.sample_rows(logits_.tensor.slice_rows(0, n), p, ids);
   }
   backend_.copy_to_host(ids_out, ids, ids.nbytes());
+  return Status::ok();
+}
+
+Status AttentionWorker::take_expert_counts(std::vector<int64_t>& out) {
+  const Tensor counts = expert_counts_.tensor;  // [n_layers, max(n_experts, 1)]
+  backend_.copy_to_host(h_expert_counts_.data(), counts, counts.nbytes());
+  backend_.fill_zero(counts);
+  const int64_t n_layers = config_.n_layers, n_experts = config_.n_experts;
+  out.assign(static_cast<size_t>(n_layers * n_experts), 0);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    for (int64_t e = 0; e < n_experts; ++e) {
+      out[static_cast<size_t>(l * n_experts + e)] = h_expert_counts_[static_cast<size_t>(l * counts.cols() + e)];
+    }
+  }
   return Status::ok();
 }
 

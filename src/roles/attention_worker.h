@@ -4,7 +4,8 @@
 //
 //   layer_attention(l, i): [l > 0: residual += moe_out] → input norm → QKV (+bias, q/k-norm)
 //     → RoPE → KV append → paged attention → O proj → residual += attn → post-attention norm →
-//     MoE layer: router → top-k → link.send; shared expert into moe_out.
+//     MoE layer: router → top-k (tallied per expert: take_expert_counts) → link.send; shared
+//     expert into moe_out.
 //     Dense layer: the MLP into moe_out.
 //   layer_combine(l, i): MoE layer: link.receive adds the experts' partial sums into moe_out.
 //   finish_step: residual += moe_out → final norm → LM head for the tokens that want logits.
@@ -53,6 +54,7 @@ class AttentionWorker final : public KvSpace {
                                                          const AttentionWorkerOptions& options);
 
   const ModelConfig& config() const { return config_; }
+  Backend& backend() { return backend_; }  // the device it runs on (device timelines)
   const BlockPool& block_pool() const { return pool_; }
   int64_t n_cached_tokens(int64_t seq_id) const;
 
@@ -99,8 +101,20 @@ class AttentionWorker final : public KvSpace {
   int64_t graph_bucket(int64_t n) const;
   size_t n_graphs() const { return graphs_.size(); }
 
+  // The allocations an expert link's messages point into (the normed hidden states, top-k ids and
+  // weights of every micro-batch), for sharing with expert workers in other processes.
+  std::vector<Tensor> peer_send_buffers() const { return {normed_.tensor, topk_ids_.tensor, topk_weights_.tensor}; }
+
   // Stage marks for per-stage timings (nullptr: none).
   void set_marker(StageMarker* marker) { marker_ = marker; }
+
+  // Expert-load statistics: every MoE layer counts its routed (token, expert) pairs on the device
+  // as it routes them (Backend::count_experts; graph padding excluded). Writes the counts since
+  // the previous call into `out`, [n_layers * n_experts] in layer-major order (dense layers:
+  // zeros), and restarts them at zero. Blocks for one small device-to-host copy; call between
+  // steps. Allocates only when `out` is smaller. NOTE: the device counters are i32: take them
+  // before one expert of a layer sees 2^31 pairs (the runner takes them every second).
+  Status take_expert_counts(std::vector<int64_t>& out);
 
  private:
   AttentionWorker(const ModelConfig& config, Backend& backend, AttentionWeights weights,
@@ -143,6 +157,10 @@ class AttentionWorker final : public KvSpace {
   StageMarker* marker_ = nullptr;
   std::unordered_map<int64_t, std::unique_ptr<DeviceGraph>> graphs_;  // by padded batch size
   int64_t n_real_logit_rows_ = 0;
+  OwnedTensor expert_counts_;             // [n_layers, n_experts] i32, since take_expert_counts
+  OwnedTensor n_valid_;                   // [1] i32: the real rows of a graph step
+  Tensor count_rows_;                     // n_valid_ in graph steps, empty in eager ones
+  std::vector<int32_t> h_expert_counts_;  // staging, [n_layers * n_experts]
 };
 
 }  // namespace msi

@@ -57,6 +57,24 @@ int32_t ExpertPlacement::local_index(int64_t worker, int32_t expert) const {
   return -1;
 }
 
+bool ExpertPlacement::has_replicas() const {
+  for (const auto& r : replicas_) {
+    if (r.size() > 1) return true;
+  }
+  return false;
+}
+
+std::vector<int32_t> ExpertPlacement::replica_table(int64_t worker) const {
+  std::vector<int32_t> table(static_cast<size_t>(2 * n_experts_), 0);
+  for (size_t e = 0; e < replicas_.size(); ++e) {
+    table[2 * e] = static_cast<int32_t>(replicas_[e].size());
+    for (size_t i = 0; i < replicas_[e].size(); ++i) {
+      if (replicas_[e][i].worker == worker) table[2 * e + 1] = static_cast<int32_t>(i);
+    }
+  }
+  return table;
+}
+
 nlohmann::json ExpertPlacement::to_json() const {
   return nlohmann::json{{"n_experts", n_experts_}, {"workers", worker_experts_}};
 }

@@ -39,6 +39,12 @@ class ExpertPlacement {
   }
   // Local index of `expert` on `worker`, or -1 if the worker does not hold it.
   int32_t local_index(int64_t worker, int32_t expert) const;
+  // Whether some expert has more than one replica.
+  bool has_replicas() const;
+  // For the device layout (MoeLayout::expert_replica): [n_experts * 2] = per expert (replicas, the
+  // index of `worker`'s replica among them, 0 if it holds none), so that token t of a replicated
+  // expert is computed by `worker` iff route(expert, t) == worker.
+  std::vector<int32_t> replica_table(int64_t worker) const;
 
  private:
   struct Replica {

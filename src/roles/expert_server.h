@@ -8,7 +8,14 @@
 // will). When all M are idle the step ends at that unit: the server replies kFlagAllIdle, or
 // kFlagStop and returns when all M shut down. A silent or dead attention worker is an error naming
 // it (M2N timeouts).
-// One thread drives a server.
+//
+// With a timeline, the server records host spans (waits, compute) and, when its handler computes
+// on a device (ExpertUnitHandler::device_backend), device spans of every unit with rows: when the
+// device ran its experts (SpanKind::kExpertCompute; the device's wait for the unit's tokens is
+// enqueued before the span begins, ExpertUnitHandler::wait_inputs). They are
+// resolved into the timeline at step boundaries and when run() returns OK.
+// One thread drives a server; it constructs the server too (the device timeline's anchor waits
+// for the handler's stream).
 #pragma once
 
 #include <memory>
@@ -17,6 +24,7 @@
 #include "comm/m2n.h"
 #include "model/config.h"
 #include "pipeline/timeline.h"
+#include "roles/device_timeline.h"
 #include "roles/expert_unit_handler.h"
 #include "roles/moe_message.h"
 
@@ -24,9 +32,10 @@ namespace msi {
 
 class ExpertServer {
  public:
-  ExpertServer(const ModelConfig& config, ExpertUnitHandler& handler, std::unique_ptr<comm::M2NReceiver> dispatch,
-               std::unique_ptr<comm::M2NSender> combine, int n_attention_workers, int n_micro_batches,
-               Timeline* timeline);
+  ExpertServer(const ModelConfig& config, ExpertUnitHandler& handler,
+               std::unique_ptr<comm::M2NReceiver> dispatch,
+               std::unique_ptr<comm::M2NSender> combine, int n_attention_workers,
+               int n_micro_batches, Timeline* timeline);
 
   // Serves steps until every attention worker is idle (OK) or a peer fails (its error).
   Status run();
@@ -44,6 +53,7 @@ class ExpertServer {
   int n_sources_;
   int n_micro_batches_;
   Timeline* timeline_;
+  std::unique_ptr<DeviceTimeline> device_;  // with a timeline and a device handler
   std::vector<int> moe_layers_;
   std::vector<comm::MessageHeader> headers_;
   std::vector<std::span<std::byte>> replies_;

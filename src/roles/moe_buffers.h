@@ -15,6 +15,9 @@ namespace msi {
 // slot_of_expert for a worker holding `experts` (global ids, in slot order): [n_experts] i32,
 // −1 for the experts held elsewhere.
 OwnedTensor make_slot_of_expert(Backend& backend, int64_t n_experts, const std::vector<int32_t>& experts);
+// MoeLayout::expert_replica from ExpertPlacement::replica_table ([n_experts * 2]); an empty tensor
+// when `table` is empty (no replicas).
+OwnedTensor make_expert_replica(Backend& backend, const std::vector<int32_t>& table);
 
 struct MoeUnitBuffers {
   OwnedTensor expert_offsets, row_token, row_gate, token_rows, tiles;
@@ -23,7 +26,7 @@ struct MoeUnitBuffers {
   MoeLayout layout;  // views of the above, with the shared slot_of_expert
 
   MoeUnitBuffers(Backend& backend, const ModelConfig& config, const Tensor& slot_of_expert, int64_t n_slots,
-                 int64_t max_tokens);
+                 int64_t max_tokens, const Tensor& expert_replica = Tensor{});
 };
 
 }  // namespace msi

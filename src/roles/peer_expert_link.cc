@@ -9,11 +9,19 @@ namespace msi {
 
 PeerExpertLink::PeerExpertLink(const ModelConfig& config, Backend& backend,
                                std::unique_ptr<comm::M2NSender> dispatch, std::unique_ptr<comm::M2NReceiver> combine,
-                               int n_expert_workers, int max_micro_batches)
+                               int n_expert_workers, int max_micro_batches, bool interprocess)
     : config_(config), backend_(backend), dispatch_(std::move(dispatch)), combine_(std::move(combine)),
       n_dests_(n_expert_workers), sent_tokens_(static_cast<size_t>(max_micro_batches), 0),
       sent_unit_(static_cast<size_t>(max_micro_batches), UnitId{-1, -1, -1}) {
-  for (int i = 0; i < max_micro_batches; ++i) ready_.push_back(backend.make_event());
+  for (int i = 0; i < max_micro_batches; ++i) {
+    ready_.push_back(interprocess ? backend.make_shared_event() : backend.make_event());
+  }
+}
+
+std::vector<DeviceEvent*> PeerExpertLink::events() const {
+  std::vector<DeviceEvent*> out;
+  for (const auto& e : ready_) out.push_back(e.get());
+  return out;
 }
 
 Status PeerExpertLink::send(const UnitId& unit, const Tensor& hidden, const Tensor& topk_ids,
@@ -61,11 +69,19 @@ Result<uint32_t> PeerExpertLink::receive(const UnitId& unit, const Tensor& out) 
       }
       PeerCombine reply;
       std::memcpy(&reply, msg.payload.data(), sizeof(reply));
+      const DType dt = backend_.compute_dtype();
+      const Result<const void*> y_at = peer(d).memory(reply.y, static_cast<size_t>(n * k * h) * dtype_size(dt));
+      const Result<const void*> rows_at = peer(d).memory(reply.token_rows, static_cast<size_t>(n * k) * sizeof(int32_t));
+      const Result<DeviceEvent*> done = peer(d).event(reply.done);
+      if (!y_at.is_ok() || !rows_at.is_ok() || !done.is_ok()) {
+        combine_->release(d);
+        return !y_at.is_ok() ? y_at.status() : !rows_at.is_ok() ? rows_at.status() : done.status();
+      }
       // The partial sums are on the expert's device: this device waits for them, then reads them.
-      backend_.wait_event(*reply.done);
+      backend_.wait_event(**done);
       MoeLayout layout;
-      layout.token_rows = Tensor::view(const_cast<void*>(reply.token_rows), DType::kI32, {n, k});
-      const Tensor y = Tensor::view(const_cast<void*>(reply.y), backend_.compute_dtype(), {n * k, h});
+      layout.token_rows = Tensor::view(const_cast<void*>(*rows_at), DType::kI32, {n, k});
+      const Tensor y = Tensor::view(const_cast<void*>(*y_at), dt, {n * k, h});
       backend_.moe_combine(y, layout, out);
     }
     combine_->release(d);

@@ -13,13 +13,21 @@
 #include "comm/m2n.h"
 #include "model/config.h"
 #include "roles/expert_link.h"
+#include "roles/peer_memory.h"
 
 namespace msi {
 
 class PeerExpertLink final : public ExpertLink {
  public:
   PeerExpertLink(const ModelConfig& config, Backend& backend, std::unique_ptr<comm::M2NSender> dispatch,
-                 std::unique_ptr<comm::M2NReceiver> combine, int n_expert_workers, int max_micro_batches);
+                 std::unique_ptr<comm::M2NReceiver> combine, int n_expert_workers, int max_micro_batches,
+                 bool interprocess = false);
+
+  // Processes (interprocess = true): the events this link names in its messages, for
+  // export_for_peers, and then the expert workers' maps (one per worker, in order), before the
+  // first send. Threads need neither.
+  std::vector<DeviceEvent*> events() const;
+  void set_peers(std::vector<PeerMemoryMap> peers) { peers_ = std::move(peers); }
 
   Status send(const UnitId& unit, const Tensor& hidden, const Tensor& topk_ids, const Tensor& topk_weights,
               uint32_t flags) override;
@@ -36,6 +44,9 @@ class PeerExpertLink final : public ExpertLink {
   std::vector<int64_t> sent_tokens_;                 // per micro-batch: the unit in flight
   std::vector<UnitId> sent_unit_;
   bool patient_ = false;
+  const PeerMemoryMap& peer(int d) const { return peers_.empty() ? identity_ : peers_[static_cast<size_t>(d)]; }
+  PeerMemoryMap identity_;
+  std::vector<PeerMemoryMap> peers_;  // [n_expert_workers]; empty: the identity
 };
 
 }  // namespace msi

@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "roles/expert_unit_handler.h"
 #include "roles/moe_buffers.h"
+#include "roles/peer_memory.h"
 #include "roles/peer_message.h"
 #include "roles/weights.h"
 
@@ -25,12 +26,22 @@ namespace msi {
 class PeerUnitHandler final : public ExpertUnitHandler {
  public:
   PeerUnitHandler(const ModelConfig& config, Backend& backend, StackedExpertWeights weights, int n_sources,
-                  int64_t max_tokens, int max_micro_batches);
+                  int64_t max_tokens, int max_micro_batches, bool interprocess = false,
+                  std::vector<int32_t> expert_replica = {});
+
+  // Processes (interprocess = true): what this handler's replies point into (every slot's grouped
+  // partial sums and token rows) and the events they name, for export_for_peers; then the attention
+  // workers' maps (one per source, in order) before the server runs. Threads need neither.
+  std::vector<Tensor> exported_allocations() const;
+  std::vector<DeviceEvent*> events() const;
+  void set_peers(std::vector<PeerMemoryMap> peers) { peers_ = std::move(peers); }
 
   Status take(int source, const comm::MessageHeader& header, std::span<const std::byte> payload) override;
+  void wait_inputs() override;
   Status run(int layer, std::span<const std::span<std::byte>> replies,
              std::span<comm::MessageHeader> reply_headers) override;
   int64_t unit_rows() const override;
+  Backend* device_backend() override { return &backend_; }
 
   // Profiling (benchmarks; each unit then waits for its compute on the host): while on, the
   // device time of every unit's expert compute is added to busy_ms() and its tokens per expert to
@@ -48,21 +59,28 @@ class PeerUnitHandler final : public ExpertUnitHandler {
   struct Taken {
     int64_t n = 0;
     int mb = 0;
-    PeerDispatch msg;
+    PeerDispatch msg;  // addresses already in this process
   };
+  const PeerMemoryMap& peer(int source) const {
+    return peers_.empty() ? identity_ : peers_[static_cast<size_t>(source)];
+  }
 
   const ModelConfig& config_;
   Backend& backend_;
   StackedExpertWeights weights_;
   int64_t max_tokens_;
   OwnedTensor slot_of_expert_;
+  OwnedTensor expert_replica_;  // ExpertPlacement::replica_table, or empty: no replicated expert
   std::vector<std::vector<Slot>> slots_;  // [source][micro-batch]
   std::vector<Taken> taken_;
+  bool waited_ = false;  // wait_inputs() ran for the taken unit
   std::atomic<bool> profile_{false};
   std::unique_ptr<DeviceClock> clock_;
   double busy_ms_ = 0.0;
   std::vector<std::vector<int64_t>> load_;
   std::vector<int32_t> h_offsets_;
+  PeerMemoryMap identity_;
+  std::vector<PeerMemoryMap> peers_;  // [n_sources]; empty: the identity
 };
 
 }  // namespace msi

@@ -34,6 +34,31 @@ void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.st
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
+// msinfer:expert_tokens_total, appended to the registry's families: the routed (token, expert)
+// pairs since start per MoE layer and global expert id, as the attention workers last reported.
+std::string render_expert_tokens(const ExpertLoadWindow& load, const std::string& model_name) {
+  constexpr const char* kName = "msinfer:expert_tokens_total";
+  std::string out = fmt::format("# HELP {} {}\n# TYPE {} counter\n", kName,
+                                metrics::escape_help("Routed (token, expert) pairs per MoE layer and expert, "
+                                                     "counted by the attention workers."),
+                                kName);
+  const std::string model = metrics::escape_label_value(model_name);
+  for (int64_t l = 0; l < load.n_layers(); ++l) {
+    if (!load.is_moe_layer(l)) continue;
+    for (int64_t e = 0; e < load.n_experts(); ++e) {
+      const int64_t v = load.totals()[static_cast<size_t>(l * load.n_experts() + e)];
+      out += fmt::format("{}{{model_name=\"{}\",layer=\"{}\",expert=\"{}\"}} {}\n", kName, model, l, e,
+                         metrics::format_value(static_cast<double>(v)));
+    }
+  }
+  return out;
+}
+
+void send_expert_load(httplib::Response& res, const nlohmann::json& window) {
+  res.status = 200;
+  res.set_content(window.dump(), "application/json");
+}
+
 // A prompt checked against the model and turned into an engine request (vLLM's rules: the
 // prompt and the completion must fit in max_model_len; no max_tokens means "up to the limit").
 openai::ApiResult<ServeRequest> make_serve_request(std::vector<int32_t> ids, const openai::SamplingOptions& s,
@@ -367,7 +392,16 @@ void ApiServer::install_routes() {
     send_json(res, 200, openai::models_response(std::span<const openai::ModelCard>(&card, 1)));
   });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(registry_.render(), "text/plain; version=0.0.4; charset=utf-8");
+    res.set_content(registry_.render() + render_expert_tokens(engine_.expert_load(), options_.served_model_name),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  });
+  // Expert load in the bench's "expert_load" shape (engine/expert_load.h), for
+  // `msinfer plan --expert-load`: the current window, or (reset) the window it closes.
+  h.Get("/expert_load", [this](const httplib::Request&, httplib::Response& res) {
+    send_expert_load(res, engine_.expert_load_window(false));
+  });
+  h.Post("/expert_load/reset", [this](const httplib::Request&, httplib::Response& res) {
+    send_expert_load(res, engine_.expert_load_window(true));
   });
 
   h.Post("/tokenize", [this, served](const httplib::Request& req, httplib::Response& res) {

@@ -1,7 +1,8 @@
 // ApiServer: the OpenAI-compatible HTTP front of a deployment (cpp-httplib).
 //   POST /v1/completions, POST /v1/chat/completions (JSON or Server-Sent Events with `stream`),
-//   GET /v1/models, GET /health, GET /metrics (Prometheus, vLLM's names),
-//   POST /tokenize, POST /detokenize (vLLM's shapes).
+//   GET /v1/models, GET /health, GET /metrics (Prometheus, vLLM's names, plus
+//   msinfer:expert_tokens_total), POST /tokenize, POST /detokenize (vLLM's shapes),
+//   GET /expert_load and POST /expert_load/reset (expert-load window, engine/expert_load.h).
 // Bad input is a 4xx with an OpenAI-shaped error object; the server keeps serving. A client that
 // disconnects mid-stream has its request aborted at once (its KV blocks freed).
 //

@@ -52,6 +52,7 @@ Result<std::unique_ptr<AsyncEngine>> AsyncEngine::create(const std::filesystem::
   e->limits_ = limits;
   e->in_flight_per_worker_.assign(static_cast<size_t>(options.n_attention_workers), 0);
   e->worker_stats_.assign(static_cast<size_t>(options.n_attention_workers), WorkerStats{});
+  e->expert_load_ = ExpertLoadWindow(e->config_, options.n_attention_workers);
   AsyncEngine* self = e.get();
   DeploymentCallbacks callbacks;
   callbacks.on_report = [self](int worker, const WorkerReport& r) { self->on_report(worker, r); };
@@ -77,6 +78,16 @@ Status AsyncEngine::health() const {
 int64_t AsyncEngine::n_in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int64_t>(live_.size());
+}
+
+nlohmann::json AsyncEngine::expert_load_window(bool reset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reset ? expert_load_.reset() : expert_load_.window_json();
+}
+
+ExpertLoadWindow AsyncEngine::expert_load() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return expert_load_;
 }
 
 Result<std::shared_ptr<RequestHandle>> AsyncEngine::submit(ServeRequest request) {
@@ -142,6 +153,7 @@ void AsyncEngine::on_report(int worker, const WorkerReport& report) {
   // Load gauges: the sum over attention workers.
   const int64_t prev_preemptions = worker_stats_[static_cast<size_t>(worker)].n_preemptions;
   worker_stats_[static_cast<size_t>(worker)] = report.stats;
+  expert_load_.add(worker, report);
   if (metrics_) {
     int64_t running = 0, waiting = 0, used = 0, total = 0;
     for (const WorkerStats& s : worker_stats_) {

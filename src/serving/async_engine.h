@@ -22,6 +22,7 @@
 #include "engine/deployment.h"
 #include "engine/engine.h"
 #include "engine/engine_options.h"
+#include "engine/expert_load.h"
 #include "frontend/text_frontend.h"
 #include "metrics/serving_metrics.h"
 
@@ -108,6 +109,13 @@ class AsyncEngine {
   Status health() const;
   int64_t n_in_flight() const;
 
+  // Expert-load statistics (engine/expert_load.h): the current window — since start or the last
+  // reset — in the bench's "expert_load" shape; with `reset` that window is returned and a new one
+  // starts. Counts lag the workers by up to a second while they are busy.
+  nlohmann::json expert_load_window(bool reset);
+  // A copy of the tally: totals since start per layer and expert (the /metrics counters).
+  ExpertLoadWindow expert_load() const;
+
  private:
   friend class RequestHandle;
   struct Live;
@@ -129,6 +137,7 @@ class AsyncEngine {
   std::unordered_map<int64_t, std::unique_ptr<Live>> live_;
   std::vector<int64_t> in_flight_per_worker_;
   std::vector<WorkerStats> worker_stats_;
+  ExpertLoadWindow expert_load_;
   int64_t next_id_ = 0;
   Status failure_;
   bool shut_down_ = false;

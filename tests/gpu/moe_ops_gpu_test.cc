@@ -68,12 +68,14 @@ struct Case {
   bool skewed;      // every pair routed to expert 1 (duplicates within a token included)
   int64_t placed;   // experts placed here (0: all), in a permuted slot order
   int hot_pct = 0;  // else: this share of pairs (in %) goes to expert 1, the rest as usual
+  int replicas = 0;  // > 0: expert e has 1 + e % replicas replicas; this worker is replica e % that
   std::string name() const {
     return "n=" + std::to_string(n) + " top_k=" + std::to_string(top_k) +
            " E=" + std::to_string(n_experts) + " H=" + std::to_string(hidden) +
            " I=" + std::to_string(inter) + (skewed ? " skewed" : "") +
            (placed ? " placed=" + std::to_string(placed) : "") +
-           (hot_pct ? " hot=" + std::to_string(hot_pct) + "%" : "");
+           (hot_pct ? " hot=" + std::to_string(hot_pct) + "%" : "") +
+           (replicas ? " replicas=" + std::to_string(replicas) : "");
   }
 };
 
@@ -248,6 +250,13 @@ void MoeOpsGpuTest::run_case(const Case& c) {
                std::vector<int32_t>(static_cast<size_t>(std::max<int64_t>(n, 1) * top_k), -7));
   const int64_t tiles_n = moe_tile_capacity(rows, n_slots);
   Pair tiles_t = make_i32({tiles_n}, std::vector<int32_t>(static_cast<size_t>(tiles_n), -7));
+  std::vector<int32_t> replica_table(static_cast<size_t>(2 * c.n_experts));
+  for (int64_t e = 0; e < c.n_experts; ++e) {
+    const int32_t r = c.replicas > 0 ? static_cast<int32_t>(1 + e % c.replicas) : 1;
+    replica_table[static_cast<size_t>(2 * e)] = r;
+    replica_table[static_cast<size_t>(2 * e + 1)] = static_cast<int32_t>(e % r);
+  }
+  Pair replica_t = make_i32({c.n_experts, 2}, replica_table);
   auto layout_of = [&](bool gpu) {
     MoeLayout l;
     l.n_slots = n_slots;
@@ -258,6 +267,7 @@ void MoeOpsGpuTest::run_case(const Case& c) {
     l.row_gate = pick(row_gate_t);
     l.token_rows = pick(token_rows_t);
     l.tiles = pick(tiles_t);
+    if (c.replicas > 0) l.expert_replica = pick(replica_t);
     return l;
   };
   const MoeLayout cl = layout_of(false), gl = layout_of(true);
@@ -341,6 +351,8 @@ TEST_F(MoeOpsGpuTest, TinyDims) {
            {1000, 2, 8, 128, 256, false, 0},  // full tiles: the wide column blocks
            {1000, 8, 128, 64, 32, false, 0},
            {0, 2, 4, 64, 32, false, 0},
+           {64, 8, 32, 128, 256, false, 0, 0, 3},  // replicated experts keep their share of tokens
+           {1000, 2, 8, 128, 256, false, 5, 0, 2},
        }) {
     run_case(c);
     if (HasFatalFailure()) return;

@@ -1,5 +1,5 @@
-// Helpers shared by the tests: temporary directories, reading files, and running the msinfer
-// binary (MSI_BINARY_PATH) with exact arguments (no shell) under a time limit.
+// Helpers shared by the tests: temporary directories, reading files, finding child processes, and
+// running the msinfer binary (MSI_BINARY_PATH) with exact arguments (no shell) under a time limit.
 #pragma once
 
 #include <fcntl.h>
@@ -21,6 +21,28 @@ inline std::string slurp(const std::filesystem::path& p) {
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// The pids of the processes whose parent is `parent` and whose command line contains `needle`
+// (e.g. a deployment's worker processes: "--role expert --index 1").
+inline std::vector<pid_t> children_matching(pid_t parent, const std::string& needle) {
+  std::vector<pid_t> pids;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = slurp(e.path() / "stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    std::string cmdline = slurp(e.path() / "cmdline");
+    for (char& c : cmdline) c = c == '\0' ? ' ' : c;
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  return pids;
 }
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.

@@ -190,6 +190,50 @@ TEST_F(CpuMoeTest, AlignPartialPlacementAndUnroutedTokens) {
   EXPECT_EQ(h.token_rows.tensor.as<int32_t>()[5], -1);
 }
 
+TEST_F(CpuMoeTest, AlignSplitsReplicatedExpertsByToken) {
+  // 6 experts on 3 workers {0,1,2}, {0,3,4}, {0,4,5}: expert 0 on all three, expert 4 on workers 1
+  // and 2. Token t of expert e belongs to replica t % replicas (ExpertPlacement::route's rule); each
+  // worker keeps exactly its pairs, so every pair is grouped exactly once.
+  const std::vector<std::vector<int32_t>> held = {{0, 1, 2}, {0, 3, 4}, {0, 4, 5}};
+  std::vector<std::vector<int32_t>> replicas(6);  // expert → workers, in worker order
+  for (int32_t w = 0; w < 3; ++w) {
+    for (int32_t e : held[static_cast<size_t>(w)]) replicas[static_cast<size_t>(e)].push_back(w);
+  }
+  Routing r = random_routing(37, 2, 6);
+  std::vector<int> seen(r.ids.size(), 0);
+  for (int32_t w = 0; w < 3; ++w) {
+    Routing rw = r;
+    rw.n_slots = 3;
+    std::fill(rw.slot_of.begin(), rw.slot_of.end(), -1);
+    OwnedTensor rep = cpu_->alloc(DType::kI32, {6, 2});
+    int32_t* table = rep.tensor.as<int32_t>();
+    for (size_t e = 0; e < 6; ++e) {
+      table[2 * e] = static_cast<int32_t>(replicas[e].size());
+      table[2 * e + 1] = 0;
+      for (size_t i = 0; i < replicas[e].size(); ++i) {
+        if (replicas[e][i] == w) table[2 * e + 1] = static_cast<int32_t>(i);
+      }
+    }
+    const auto& mine = held[static_cast<size_t>(w)];
+    for (size_t s = 0; s < mine.size(); ++s) rw.slot_of[static_cast<size_t>(mine[s])] = static_cast<int32_t>(s);
+    HostLayout h = make_layout(rw, 37);
+    h.layout.expert_replica = rep.tensor;
+    align(rw, h);
+    for (size_t p = 0; p < r.ids.size(); ++p) {
+      const int32_t row = h.token_rows.tensor.as<int32_t>()[p];
+      const int64_t t = static_cast<int64_t>(p) / r.top_k;
+      const auto& reps = replicas[static_cast<size_t>(r.ids[p])];
+      const bool is_mine = reps[static_cast<size_t>(t) % reps.size()] == w;
+      EXPECT_EQ(row >= 0, is_mine) << "worker " << w << " pair " << p << " expert " << r.ids[p];
+      if (row >= 0) {
+        ++seen[p];
+        EXPECT_EQ(h.row_token.tensor.as<int32_t>()[row], t);
+      }
+    }
+  }
+  for (size_t p = 0; p < seen.size(); ++p) EXPECT_EQ(seen[p], 1) << "pair " << p;
+}
+
 TEST_F(CpuMoeTest, AlignNoTokens) {
   Routing r = random_routing(0, 8, 16);
   HostLayout h = make_layout(r, 4);

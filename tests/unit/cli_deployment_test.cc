@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -34,6 +36,7 @@ using ::testing::HasSubstr;
 const fs::path kData = MSI_TEST_DATA_DIR;
 
 using msi::test::RunResult;
+using msi::test::children_matching;
 using msi::test::slurp;
 using msi::test::TempDir;
 
@@ -93,27 +96,6 @@ INSTANTIATE_TEST_SUITE_P(
       return name + "_M" + std::to_string(std::get<0>(d)) + "_N" + std::to_string(std::get<1>(d)) + "_m" +
              std::to_string(std::get<2>(d));
     });
-
-// The pids of the processes whose parent is `parent` and whose command line contains `needle`.
-std::vector<pid_t> children_matching(pid_t parent, const std::string& needle) {
-  std::vector<pid_t> pids;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string stat = slurp(e.path() / "stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 2));
-    char state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != parent) continue;
-    std::string cmdline = slurp(e.path() / "cmdline");
-    for (char& c : cmdline) c = c == '\0' ? ' ' : c;
-    if (cmdline.find(needle) != std::string::npos) pids.push_back(static_cast<pid_t>(std::stoi(name)));
-  }
-  return pids;
-}
 
 TEST(ShmDeployment, KilledExpertWorkerFailsFastAndLeavesNothing) {
   TempDir tmp;
@@ -216,8 +198,103 @@ TEST(Trace, PingPongOverlapsAttentionAndExpertsAcrossMicroBatches) {
     for (const auto& ev : t["traceEvents"]) {
       if (ev["ph"] == "X") tracks.insert(ev["tid"].get<int>());
     }
-    EXPECT_EQ(tracks.size(), 4u) << transport << ": one track per worker";
-    EXPECT_GT(overlapping_pairs(t), 0) << transport << ": no attention compute overlapped expert compute";
+    // A host track per worker; a device track per attention worker (expert workers behind the
+    // host transport compute before their handler returns: no device spans).
+    EXPECT_EQ(tracks, (std::set<int>{0, 1, 2, 3, 1000, 1001})) << transport;
+    EXPECT_GT(overlapping_pairs(t), 0)
+        << transport << ": no attention compute overlapped expert compute";
+  }
+}
+
+// Device spans (on the CPU, its clock is the host's): with the peer transport every worker has a
+// device track, every unit with tokens has its device spans, each inside the host span that ran it
+// (the CPU computes before returning), in order on its track.
+TEST(Trace, DeviceTracksTimeEveryUnit) {
+  TempDir tmp;
+  const fs::path trace = tmp.path() / "trace.json";
+  RunResult r =
+      msinfer("generate --model " + (kData / "tiny-mixtral").string() +
+              " --prompt-ids 1,2,3,4,5,6,7,8 --prompt-ids 9,10,11 --prompt-ids 12,13,14,15"
+              " --max-tokens 4 --ignore-eos --attention-workers 2 --micro-batches 2"
+              " --attention-devices cpu --expert-devices cpu,cpu --trace " +
+              trace.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json t = json::parse(slurp(trace));
+  std::map<int, std::string> names;
+  struct Span {
+    std::string kind;  // the name without " L<layer> mb<micro-batch>"
+    std::tuple<int64_t, int, int> unit;
+    int64_t tokens;
+    double begin, end;
+  };
+  std::map<int, std::vector<Span>> by_track;
+  for (const auto& ev : t["traceEvents"]) {
+    if (ev["ph"] == "M" && ev["name"] == "thread_name") {
+      names[ev["tid"].get<int>()] = ev["args"]["name"];
+    }
+    if (ev["ph"] != "X") continue;
+    const std::string name = ev["name"];
+    const auto& a = ev["args"];
+    const size_t unit_at = name.rfind(" L");
+    ASSERT_NE(unit_at, std::string::npos) << name;
+    by_track[ev["tid"].get<int>()].push_back(
+        {name.substr(0, unit_at),
+         {a["step"].get<int64_t>(), a["layer"].get<int>(), a["micro_batch"].get<int>()},
+         a["tokens"].get<int64_t>(),
+         ev["ts"].get<double>(),
+         ev["ts"].get<double>() + ev["dur"].get<double>()});
+    EXPECT_EQ(ev["cat"] == "device", ev["tid"].get<int>() >= 1000) << name;
+  }
+  EXPECT_EQ(names[1000], "attention worker 0 (device)");
+  EXPECT_EQ(names[1001], "attention worker 1 (device)");
+  EXPECT_EQ(names[1002], "expert worker 0 (device)");
+  EXPECT_EQ(names[1003], "expert worker 1 (device)");
+
+  constexpr double kSlackUs = 200.0;  // the host-clock mapping's offset, and rounding
+  // For every host span of `host_kind` with tokens, the one device span of `device_kind` of its
+  // unit lies inside it.
+  auto check = [&](int tid, const std::string& host_kind, const std::string& device_kind) {
+    int n = 0;
+    for (const Span& h : by_track[tid]) {
+      if (h.kind != host_kind || h.tokens == 0) continue;
+      int found = 0;
+      for (const Span& d : by_track[1000 + tid]) {
+        if (d.kind != device_kind || d.unit != h.unit) continue;
+        ++found;
+        EXPECT_GE(d.begin, h.begin - kSlackUs) << names[tid] << " " << device_kind;
+        EXPECT_LE(d.end, h.end + kSlackUs) << names[tid] << " " << device_kind;
+        EXPECT_EQ(d.tokens, h.tokens);
+      }
+      EXPECT_EQ(found, 1) << names[tid] << ": " << device_kind << " of step " << std::get<0>(h.unit)
+                          << " L" << std::get<1>(h.unit) << " mb" << std::get<2>(h.unit);
+      ++n;
+    }
+    EXPECT_GT(n, 0) << names[tid] << ": no " << host_kind << " spans";
+  };
+  for (int tid : {0, 1}) check(tid, "attention", "attention");
+  for (int tid : {2, 3}) check(tid, "experts", "experts");
+  for (int tid : {0, 1}) {
+    int n_attention = 0, n_combine = 0, n_logits = 0;
+    for (const Span& d : by_track[1000 + tid]) {
+      n_attention += d.kind == "attention";
+      n_combine += d.kind == "wait+combine";
+      n_logits += d.kind == "logits+sample";
+    }
+    EXPECT_EQ(n_combine, n_attention) << "every layer of tiny-mixtral is MoE";
+    EXPECT_GT(n_logits, 0);
+  }
+  // One device runs one thing at a time.
+  for (int tid = 1000; tid < 1004; ++tid) {
+    std::vector<Span>& spans = by_track[tid];
+    ASSERT_FALSE(spans.empty()) << names[tid];
+    std::sort(spans.begin(), spans.end(),
+              [](const Span& a, const Span& b) { return a.begin < b.begin; });
+    for (size_t i = 0; i < spans.size(); ++i) {
+      EXPECT_LE(spans[i].begin, spans[i].end) << names[tid];
+      if (i > 0) {
+        EXPECT_GE(spans[i].begin, spans[i - 1].end - 1.0) << names[tid] << " span " << i;
+      }
+    }
   }
 }
 
@@ -254,7 +331,7 @@ TEST(ShmDeploymentErrors, BadFlags) {
   EXPECT_THAT(r.err, HasSubstr("--expert-workers 3 disagrees with 2 --expert-devices"));
   r = msinfer(base + " --expert-devices cpu,cpu --transport shm");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("--expert-devices runs the workers as threads"));
+  EXPECT_THAT(r.err, HasSubstr("which needs GPU devices, not 'cpu'"));
   r = msinfer(base + " --expert-devices cpu,,cpu");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("an empty device"));

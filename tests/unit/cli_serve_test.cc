@@ -431,7 +431,22 @@ TEST(Serve, AtTheConcurrencyLimitRequestsQueueUntilTheirTimeout) {
     return h.post("/v1/completions", {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 4000},
                                       {"ignore_eos", true}});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Wait until the hog holds the one slot (it is running), however slow the machine.
+  {
+    Http probe(strict.port());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    bool running = false;
+    while (!running && std::chrono::steady_clock::now() < until) {
+      auto m = probe.cli.Get("/metrics");
+      if (m && m->body.find("vllm:num_requests_running{") != std::string::npos) {
+        const size_t at = m->body.find("vllm:num_requests_running{");
+        const size_t eol = m->body.find('\n', at);
+        running = m->body.substr(at, eol - at).ends_with(" 1");
+      }
+      if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(running) << "the long request never started";
+  }
   Http http2(strict.port());
   auto late = http2.post("/v1/completions", {{"model", "tiny-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 3}});
   ASSERT_TRUE(late);

@@ -221,5 +221,24 @@ TEST(ExpertPlacementTest, FromJsonErrors) {
   }
 }
 
+TEST(ExpertPlacement, ReplicaTableFollowsRoute) {
+  auto p = ExpertPlacement::from_worker_lists(4, {{0, 1}, {0, 2}, {0, 3, 1}});
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_TRUE(p->has_replicas());
+  EXPECT_FALSE(ExpertPlacement::contiguous(4, 2)->has_replicas());
+  for (int64_t w = 0; w < 3; ++w) {
+    const std::vector<int32_t> table = p->replica_table(w);
+    ASSERT_EQ(table.size(), 8u);
+    for (int32_t e = 0; e < 4; ++e) {
+      if (p->local_index(w, e) < 0) continue;
+      for (int64_t t = 0; t < 12; ++t) {
+        EXPECT_EQ(t % table[2 * e] == table[2 * e + 1], p->route(e, t) == w) << "worker " << w << " expert " << e;
+      }
+    }
+  }
+  EXPECT_EQ(p->replica_table(0)[0], 3);  // expert 0 on three workers
+  EXPECT_EQ(p->replica_table(1)[4], 1);  // expert 2 on one
+}
+
 }  // namespace
 }  // namespace msi

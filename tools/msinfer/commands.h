@@ -16,6 +16,8 @@ void add_worker_command(CLI::App& app, RunFn& run);
 void add_bench_command(CLI::App& app, RunFn& run);
 void add_tokenize_command(CLI::App& app, RunFn& run);
 void add_serve_command(CLI::App& app, RunFn& run);
+void add_profile_command(CLI::App& app, RunFn& run);
+void add_plan_command(CLI::App& app, RunFn& run);
 
 // Prints "msinfer: error: <message>" to stderr; returns 1.
 int fail(const std::string& message);

@@ -1,6 +1,9 @@
 #include "deployment_flags.h"
 
 #include <algorithm>
+#include <fstream>
+
+#include "planner/deployment_plan.h"
 
 namespace msi::cli {
 
@@ -30,6 +33,12 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
   cmd->add_option("--expert-devices", f.expert_devices,
                   "Devices of the expert workers, comma-separated, one worker each: disaggregated, tokens "
                   "move device to device (threads)");
+  cmd->add_option("--plan", f.plan,
+                  "Deployment plan JSON from `msinfer plan --out`: its worker counts, micro-batches and "
+                  "sequences per worker replace the flags'");
+  cmd->add_option("--expert-placement", f.expert_placement,
+                  "JSON file of the experts each expert worker holds, replicas allowed (msinfer plan --expert-load "
+                  "writes one). Default: contiguous ranges");
 }
 
 std::vector<std::string> split_device_list(const std::string& list) {
@@ -42,6 +51,48 @@ std::vector<std::string> split_device_list(const std::string& list) {
   }
   return out;
 }
+
+namespace {
+
+// The plan onto the options: counts, m, sequences per worker, and (unless given) devices.
+Status apply_plan(const planner::DeploymentPlan& plan, const std::string& device_kind, EngineOptions& o) {
+  if (plan.tp_a > 1 || plan.tp_e > 1) {
+    return error(StatusCode::kUnimplemented,
+                 "the plan needs tensor parallelism (tp_a {}, tp_e {}); msinfer's workers run on one GPU each so "
+                 "far: plan with GPUs that fit the model unsplit",
+                 plan.tp_a, plan.tp_e);
+  }
+  const bool given = !o.attention_devices.empty() || !o.expert_devices.empty();
+  auto device = [&](int64_t i) { return device_kind == "cpu" ? std::string("cpu") : fmt::format("cuda:{}", i); };
+  o.max_seqs = plan.max_num_seqs;
+  if (plan.kind == planner::PlanKind::kDisaggregated) {
+    o.n_attention_workers = static_cast<int>(plan.n_attention_workers);
+    o.n_expert_workers = static_cast<int>(plan.n_expert_workers);
+    o.n_micro_batches = static_cast<int>(plan.n_micro_batches);
+    if (!given) {
+      for (int64_t a = 0; a < plan.n_attention_workers; ++a) o.attention_devices.push_back(device(a));
+      for (int64_t x = 0; x < plan.n_expert_workers; ++x) {
+        o.expert_devices.push_back(device(plan.n_attention_workers + x));
+      }
+    }
+  } else {  // colocated: every GPU runs an attention worker and an expert shard
+    const int64_t gpus = plan.n_attention_workers;
+    o.n_attention_workers = static_cast<int>(gpus);
+    o.n_micro_batches = 1;
+    if (gpus == 1 || device_kind == "cpu") {
+      o.n_expert_workers = 0;  // each attention worker holds every expert on its own device
+    } else if (!given) {
+      for (int64_t g = 0; g < gpus; ++g) o.attention_devices.push_back(device(g));
+      for (int64_t x = 0; x < plan.n_expert_workers; ++x) o.expert_devices.push_back(device(x % gpus));
+      o.n_expert_workers = static_cast<int>(plan.n_expert_workers);
+    }
+  }
+  if (!o.expert_devices.empty()) o.n_expert_workers = static_cast<int>(o.expert_devices.size());
+  if (!o.attention_devices.empty()) o.device = o.attention_devices.front();
+  return Status::ok();
+}
+
+}  // namespace
 
 Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   EngineOptions o;
@@ -82,6 +133,23 @@ Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& f) {
   o.max_batched_tokens = f.max_num_batched_tokens;
   o.kv_block_size = f.kv_block_size;
   o.enforce_eager = f.enforce_eager;
+  if (!f.plan.empty()) {
+    auto plan = planner::load_deployment_plan(f.plan);
+    if (!plan.is_ok()) return plan.status().with_context("--plan");
+    MSI_RETURN_IF_ERROR(apply_plan(*plan, device.rfind("cuda", 0) == 0 ? "cuda" : "cpu", o));
+  }
+  if (!f.expert_placement.empty()) {
+    std::ifstream in(f.expert_placement);
+    if (!in) return error(StatusCode::kInvalidArgument, "cannot read --expert-placement {}", f.expert_placement);
+    o.expert_placement = nlohmann::json::parse(in, nullptr, false);
+    if (o.expert_placement.is_discarded()) {
+      return error(StatusCode::kInvalidArgument, "--expert-placement {} is not valid JSON", f.expert_placement);
+    }
+    // A `msinfer plan --expert-load` report carries the placement under "placement".
+    if (o.expert_placement.is_object() && o.expert_placement.contains("placement")) {
+      o.expert_placement = o.expert_placement["placement"];
+    }
+  }
   return o;
 }
 

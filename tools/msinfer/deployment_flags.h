@@ -30,6 +30,8 @@ struct DeploymentFlags {
   bool enforce_eager = false;
   std::string attention_devices;  // comma list, e.g. cuda:0
   std::string expert_devices;     // comma list, e.g. cuda:1,cuda:2
+  std::string expert_placement;   // a placement JSON file
+  std::string plan;               // a deployment plan JSON file (msinfer plan --out)
 };
 
 void add_deployment_flags(CLI::App* cmd, DeploymentFlags& flags);
@@ -38,7 +40,9 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& flags);
 std::vector<std::string> split_device_list(const std::string& list);
 
 // EngineOptions from the flags (kv_n_blocks and record_timeline are the caller's).
-// InvalidArgument for a malformed --hf-overrides.
+// InvalidArgument for a malformed --hf-overrides. With --plan, the plan's worker counts,
+// micro-batches and sequences per worker replace the flags', and its devices are numbered from
+// cuda:0 (attention first, then experts) unless --attention-devices/--expert-devices are given.
 Result<EngineOptions> engine_options_from_flags(const DeploymentFlags& flags);
 
 }  // namespace msi::cli

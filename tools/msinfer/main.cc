@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   msi::cli::add_tokenize_command(app, run);
   msi::cli::add_worker_command(app, run);
   msi::cli::add_bench_command(app, run);
+  msi::cli::add_profile_command(app, run);
+  msi::cli::add_plan_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -57,6 +57,8 @@ class CpuBackend final : public Backend {
   void moe_down(const Tensor& act, const Tensor& w2, const MoeLayout& layout,
                 const Tensor& y) override;
   void moe_combine(const Tensor& y, const MoeLayout& layout, const Tensor& out) override;
+  // backend/cpu/expert_count.cc.
+  void count_experts(const Tensor& topk_ids, const Tensor& n_valid, const Tensor& counts) override;
   void copy(const Tensor& dst, const Tensor& src) override;
 };
 

@@ -76,8 +76,17 @@ void CpuBackend::moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
   float* row_gate = layout.row_gate.as<float>();
   int32_t* token_rows = layout.token_rows.as<int32_t>();
 
+  const int32_t* replica = nullptr;  // [n_experts, 2]: (replicas, this worker's replica)
+  if (layout.expert_replica.data != nullptr) {
+    check_i32(layout.expert_replica, "moe expert_replica");
+    MSI_CHECK(layout.expert_replica.numel() == 2 * n_experts, "moe_align: expert_replica has {} elements, want {}",
+              layout.expert_replica.numel(), 2 * n_experts);
+    replica = layout.expert_replica.as<int32_t>();
+  }
+
   // A negative id is a token the router left unrouted (skipped); anything else must be a real
-  // expert whose slot is −1 (skipped) or in range.
+  // expert whose slot is −1 (skipped) or in range. A replicated expert keeps only the tokens
+  // t with t % replicas == this worker's replica (ExpertPlacement::route's rule).
   auto slot_of_pair = [&](int64_t p) -> int64_t {
     const int32_t e = ids[p];
     if (e < 0) return -1;
@@ -85,6 +94,7 @@ void CpuBackend::moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
     const int32_t s = slot_of[e];
     MSI_CHECK(s >= -1 && s < n_slots, "moe_align: slot_of_expert[{}]={} (n_slots={})", e, s,
               n_slots);
+    if (replica != nullptr && replica[2 * e] > 1 && (p / top_k) % replica[2 * e] != replica[2 * e + 1]) return -1;
     return s;
   };
 

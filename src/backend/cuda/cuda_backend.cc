@@ -1,4 +1,5 @@
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_event.h"
 
 #include <algorithm>
 #include <climits>
@@ -81,6 +82,7 @@ CudaBackend::~CudaBackend() {
   if (stream_ == nullptr && cublas_ == nullptr && cublas_workspace_ == nullptr) return;
   tolerate(cudaSetDevice(index_));
   if (stream_ != nullptr) tolerate(cudaStreamSynchronize(stream_));
+  close_imported();
   if (cublas_ != nullptr) cublasDestroy(cublas_);  // its status is moot at teardown
   if (cublas_workspace_ != nullptr) tolerate(cudaFree(cublas_workspace_));
   if (stream_ != nullptr) tolerate(cudaStreamDestroy(stream_));
@@ -216,28 +218,9 @@ std::unique_ptr<DeviceGraph> CudaBackend::capture(const std::function<void()>& e
   return std::make_unique<CudaGraph>(index_, stream_, exec);
 }
 
-namespace {
-
-// Without timing: the lightest event, what cross-stream ordering needs.
-class CudaEvent final : public DeviceEvent {
- public:
-  explicit CudaEvent(int device) : device_(device) {
-    MSI_CUDA_CHECK(cudaSetDevice(device));
-    MSI_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
-  }
-  ~CudaEvent() override {
-    if (cudaSetDevice(device_) == cudaSuccess) (void)cudaEventDestroy(event_);
-  }
-  cudaEvent_t get() const { return event_; }
-
- private:
-  int device_;
-  cudaEvent_t event_ = nullptr;
-};
-
-}  // namespace
-
-std::unique_ptr<DeviceEvent> CudaBackend::make_event() { return std::make_unique<CudaEvent>(index_); }
+std::unique_ptr<DeviceEvent> CudaBackend::make_event() {
+  return std::make_unique<CudaEvent>(index_, cudaEventDisableTiming);
+}
 
 void CudaBackend::record_event(DeviceEvent& event) {
   make_current();

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/status.h"
@@ -47,6 +48,12 @@ class CudaBackend final : public Backend {
   void wait_event(DeviceEvent& event) override;
   // cudaDeviceEnablePeerAccess from this device to other's (already enabled: fine).
   Status enable_peer_access(const Backend& other) override;
+  // CUDA IPC (backend/cuda/cuda_backend_ipc.cc).
+  std::unique_ptr<DeviceEvent> make_shared_event() override;
+  Result<std::vector<std::byte>> export_memory(const Tensor& allocation) override;
+  Result<void*> import_memory(std::span<const std::byte> handle) override;
+  Result<std::vector<std::byte>> export_event(DeviceEvent& event) override;
+  Result<std::unique_ptr<DeviceEvent>> import_event(std::span<const std::byte> handle) override;
   // Stream capture (thread-local mode) into an instantiated CUDA graph.
   std::unique_ptr<DeviceGraph> capture(const std::function<void()>& enqueue) override;
   // Enqueued on the stream. NOTE: `src` is pageable host memory in every caller, for which the
@@ -92,6 +99,8 @@ class CudaBackend final : public Backend {
   void moe_down(const Tensor& act, const Tensor& w2, const MoeLayout& layout,
                 const Tensor& y) override;
   void moe_combine(const Tensor& y, const MoeLayout& layout, const Tensor& out) override;
+  // backend/cuda/cuda_backend_expert_count.cc: one single-block kernel (expert_count.cuh).
+  void count_experts(const Tensor& topk_ids, const Tensor& n_valid, const Tensor& counts) override;
   void copy(const Tensor& dst, const Tensor& src) override;
 
   cudaStream_t stream() const { return stream_; }
@@ -99,6 +108,7 @@ class CudaBackend final : public Backend {
  private:
   explicit CudaBackend(int index) : index_(index) {}
   void make_current() const;
+  void close_imported();  // unmaps import_memory's mappings
   // y[m, n] = x[m, k] · w[n, k]ᵀ, accumulating into y when beta == 1.
   void gemm(const Tensor& x, const Tensor& w, const Tensor& out, float beta);
 
@@ -111,6 +121,7 @@ class CudaBackend final : public Backend {
   // paged_attention's split workspace (cuda::kPagedAttentionWorkspaceBytes), allocated in create
   // so that no call allocates.
   OwnedTensor attention_workspace_;
+  std::vector<void*> imported_;  // import_memory's mappings, closed with the backend
 };
 
 }  // namespace msi

@@ -73,9 +73,16 @@ void CudaBackend::moe_align(const Tensor& topk_ids, const Tensor& topk_weights,
             n_experts, cuda::kMoeMaxExperts);
   MSI_CHECK(n * top_k <= INT32_MAX / 2, "moe_align: {} rows", n * top_k);
   check_layout(layout, n * top_k);
+  const bool replicas = layout.expert_replica.data != nullptr;
+  if (replicas) {
+    check_dtype(layout.expert_replica, DType::kI32, "moe expert_replica");
+    MSI_CHECK(layout.expert_replica.numel() == 2 * n_experts, "moe_align: expert_replica has {} elements, want {}",
+              layout.expert_replica.numel(), 2 * n_experts);
+  }
   make_current();
   cuda::launch_moe_align(
-      ci32(topk_ids), topk_weights.as<float>(), n, top_k, ci32(layout.slot_of_expert), n_experts,
+      ci32(topk_ids), topk_weights.as<float>(), n, top_k, ci32(layout.slot_of_expert),
+      replicas ? ci32(layout.expert_replica) : nullptr, n_experts,
       layout.n_slots, i32(layout.expert_offsets), i32(layout.row_token),
       layout.row_gate.as<float>(), i32(layout.token_rows), i32(layout.tiles), stream_);
 }

@@ -32,7 +32,8 @@ constexpr int kAlignWarps = 16;
 __global__ void __launch_bounds__(kAlignWarps* kWarpSize)
     moe_align_kernel(const int32_t* __restrict__ topk_ids, const float* __restrict__ topk_weights,
                      int n_pairs, int top_k, const int32_t* __restrict__ slot_of_expert,
-                     int n_experts, int n_slots, int32_t* __restrict__ expert_offsets,
+                     const int32_t* __restrict__ expert_replica, int n_experts, int n_slots,
+                     int32_t* __restrict__ expert_offsets,
                      int32_t* __restrict__ row_token, float* __restrict__ row_gate,
                      int32_t* __restrict__ token_rows, int32_t* __restrict__ tiles) {
   extern __shared__ int32_t smem[];
@@ -40,12 +41,16 @@ __global__ void __launch_bounds__(kAlignWarps* kWarpSize)
   int32_t* slot_map = base + kAlignWarps * n_slots;  // [n_experts]
   int32_t* slot_rows = slot_map + n_experts;         // [n_slots] rows of a slot, then its offset
   int32_t* slot_tiles = slot_rows + n_slots;         // [n_slots] tiles of a slot, then first tile
+  int32_t* rep_count = slot_tiles + n_slots;         // [n_experts] replicas of an expert (1: none)
+  int32_t* rep_index = rep_count + n_experts;        // [n_experts] this worker's replica
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
 
   for (int i = tid; i < kAlignWarps * n_slots; i += blockDim.x) base[i] = 0;
   for (int e = tid; e < n_experts; e += blockDim.x) {
     const int s = slot_of_expert[e];
     slot_map[e] = s >= 0 && s < n_slots ? s : -1;
+    rep_count[e] = expert_replica != nullptr ? max(expert_replica[2 * e], 1) : 1;
+    rep_index[e] = expert_replica != nullptr ? expert_replica[2 * e + 1] : 0;
   }
   __syncthreads();
 
@@ -54,7 +59,10 @@ __global__ void __launch_bounds__(kAlignWarps* kWarpSize)
   auto slot_of_pair = [&](int p) {
     if (p >= hi) return -2;  // past the range: its own match group, never counted
     const int e = topk_ids[p];
-    return e >= 0 && e < n_experts ? slot_map[e] : -1;
+    if (e < 0 || e >= n_experts) return -1;
+    // A replicated expert takes only its share of the tokens (ExpertPlacement::route's rule).
+    const int r = rep_count[e];
+    return r == 1 || (p / top_k) % r == rep_index[e] ? slot_map[e] : -1;
   };
 
   // Pass 1: per-warp counts. Lanes with equal slots form one match group; its leader adds.
@@ -685,14 +693,14 @@ __global__ void moe_combine_kernel(const bf16* __restrict__ y,
 }  // namespace
 
 void launch_moe_align(const int32_t* topk_ids, const float* topk_weights, int64_t n, int64_t top_k,
-                      const int32_t* slot_of_expert, int64_t n_experts, int64_t n_slots,
-                      int32_t* expert_offsets, int32_t* row_token, float* row_gate,
+                      const int32_t* slot_of_expert, const int32_t* expert_replica, int64_t n_experts,
+                      int64_t n_slots, int32_t* expert_offsets, int32_t* row_token, float* row_gate,
                       int32_t* token_rows, int32_t* tiles, cudaStream_t stream) {
   const size_t smem =
-      static_cast<size_t>(kAlignWarps * n_slots + n_experts + 2 * n_slots) * sizeof(int32_t);
+      static_cast<size_t>(kAlignWarps * n_slots + 3 * n_experts + 2 * n_slots) * sizeof(int32_t);
   moe_align_kernel<<<1, kAlignWarps * kWarpSize, smem, stream>>>(
       topk_ids, topk_weights, static_cast<int>(n * top_k), static_cast<int>(top_k), slot_of_expert,
-      static_cast<int>(n_experts), static_cast<int>(n_slots), expert_offsets, row_token, row_gate,
+      expert_replica, static_cast<int>(n_experts), static_cast<int>(n_slots), expert_offsets, row_token, row_gate,
       token_rows, tiles);
   MSI_CUDA_CHECK_LAUNCH();
 }

@@ -41,10 +41,13 @@ inline int64_t moe_tiles_numel(int64_t n_rows, int64_t n_slots) {
 }
 
 // One block. topk_ids/topk_weights [n, top_k]; slot_of_expert [n_experts]. Ids outside
-// [0, n_experts) and slots outside [0, n_slots) count as skipped. Requires n_slots ≤ kMoeMaxSlots,
-// n_experts ≤ kMoeMaxExperts. Deterministic: rows are placed by (slot, token, j).
+// [0, n_experts) and slots outside [0, n_slots) count as skipped. expert_replica (nullable)
+// [n_experts, 2] = (replicas, this worker's replica): a replicated expert's pair (t, j) is kept only
+// when t % replicas == replica. Requires n_slots ≤ kMoeMaxSlots, n_experts ≤ kMoeMaxExperts.
+// Deterministic: rows are placed by (slot, token, j).
 void launch_moe_align(const int32_t* topk_ids, const float* topk_weights, int64_t n, int64_t top_k,
-                      const int32_t* slot_of_expert, int64_t n_experts, int64_t n_slots,
+                      const int32_t* slot_of_expert, const int32_t* expert_replica, int64_t n_experts,
+                      int64_t n_slots,
                       int32_t* expert_offsets, int32_t* row_token, float* row_gate,
                       int32_t* token_rows, int32_t* tiles, cudaStream_t stream);
 
