@@ -192,7 +192,7 @@ HardwareProfile estimate_profile(const GpuSpec& gpu, const ModelConfig& config,
       return std::max(weights / bw, expert_flops * b / flops) * 1e3 + o.expert_overhead_us * 1e-3;
     };
     const auto [k3, k4] = chord(time_ms, o.expert_anchor);
-    p.expert.push_back({tp, k3, k4});
+    p.expert.push_back({tp, k3, k4, {}});
   }
   p.link = latency_bandwidth_link(gpu.nic_gbs, o.network_latency_us);
   p.nvlink = latency_bandwidth_link(gpu.nvlink_one_way_gbs(), o.nvlink_latency_us);

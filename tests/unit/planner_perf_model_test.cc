@@ -39,7 +39,7 @@ TEST(PerfModelTest, BalanceConditionEquatesAttentionAndExpertTime) {
   EXPECT_DOUBLE_EQ(balanced_n_attention(0.02, 0.005, 8, 2, 2), 8.0);
   for (int64_t g : {1, 2, 4}) {
     const AttentionCoeffs a{1, 1024, 0.02, 0};
-    const ExpertCoeffs e{1, 0.005, 0};
+    const ExpertCoeffs e{1, 0.005, 0, {}};
     const double n_a = balanced_n_attention(a.k1_ms, e.k3_ms, 8, 2, g);
     const double b_a = 37;
     const double t_e = g * expert_ms(e, tokens_per_expert(static_cast<int>(n_a), b_a, 2, 8));
@@ -139,7 +139,7 @@ DisaggregatedSetup toy_setup() {
   s.model = toy_model();
   s.seq_len = 100;
   s.attention = {1, 100, 0.01, 0.1};
-  s.expert = {1, 0.002, 0.2};
+  s.expert = {1, 0.002, 0.2, {}};
   s.attention_link = s.expert_link = flat_link(10, 0.5);
   s.attention_usable_gib = s.expert_usable_gib = 1;
   s.attention_price = 2;
@@ -208,7 +208,7 @@ TEST(PerfModelTest, ColocatedPredictionByHand) {
   s.n_gpus = 4;
   s.experts_per_gpu = 2;
   s.attention = {1, 100, 0.01, 0.1};
-  s.expert = {1, 0.002, 0.2};
+  s.expert = {1, 0.002, 0.2, {}};
   s.link = flat_link(10, 0.5);
   s.usable_gib = 1;
   s.price = 2;

@@ -32,7 +32,7 @@ void add_deployment_flags(CLI::App* cmd, DeploymentFlags& f) {
                   "Devices of the attention workers, comma-separated (worker a on device a mod count)");
   cmd->add_option("--expert-devices", f.expert_devices,
                   "Devices of the expert workers, comma-separated, one worker each: disaggregated, tokens "
-                  "move device to device (threads)");
+                  "move device to device (threads; --transport shm: one process per worker, CUDA IPC)");
   cmd->add_option("--plan", f.plan,
                   "Deployment plan JSON from `msinfer plan --out`: its worker counts, micro-batches and "
                   "sequences per worker replace the flags'");
