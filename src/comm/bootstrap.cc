@@ -236,6 +236,26 @@ Result<BootstrapOptions> bootstrap_options_from_env() {
   return o;
 }
 
+Result<BootstrapOptions> supervisor_bootstrap_options(int world_size) {
+  const auto addr = env::master_addr();
+  const auto port = env::master_port();
+  BootstrapOptions o;
+  o.world_size = world_size;
+  if (!addr && !port) return o;
+  if (!addr || !port) {
+    return error(StatusCode::kInvalidArgument, "{} is set but {} is not: set both, or neither for a local rendezvous",
+                 addr ? "MASTER_ADDR" : "MASTER_PORT", addr ? "MASTER_PORT" : "MASTER_ADDR");
+  }
+  if (addr->empty()) return Status(StatusCode::kInvalidArgument, "MASTER_ADDR='' is empty");
+  o.host = *addr;
+  MSI_ASSIGN_OR_RETURN(o.port, parse_int_var("MASTER_PORT", *port, 1, 65535));
+  return o;
+}
+
+std::string local_connect_host(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The client.
 

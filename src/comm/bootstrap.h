@@ -73,6 +73,16 @@ struct BootstrapOptions {
 // each naming the variable and its value.
 Result<BootstrapOptions> bootstrap_options_from_env();
 
+// Where a supervisor that launches its own workers (the engine's process deployment: rank 0 of a
+// world of `world_size`) serves its rendezvous: MASTER_ADDR:MASTER_PORT when both are set (e.g.
+// "0.0.0.0" to accept peers on other hosts), else 127.0.0.1 on an ephemeral port. RANK and
+// WORLD_SIZE are not read: the supervisor numbers its own workers. One of the two set without the
+// other, or a malformed port, is InvalidArgument naming the variable.
+Result<BootstrapOptions> supervisor_bootstrap_options(int world_size);
+// The address a worker on this host connects to for a server listening on `host`: a wildcard
+// ("0.0.0.0", "::", "") becomes the loopback address; anything else is itself.
+std::string local_connect_host(const std::string& host);
+
 // InvalidArgument unless the options are usable: a host, 0 ≤ port ≤ 65535, 0 ≤ rank <
 // world_size, timeout > 0.
 Status validate_bootstrap_options(const BootstrapOptions& options);

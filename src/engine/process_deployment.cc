@@ -177,11 +177,15 @@ Status ProcessDeployment::start(const fs::path& model_dir) {
               {"shm_dispatch", shm_base + "-dispatch"}, {"shm_combine", shm_base + "-combine"},
               {"out_dir", dir_.string()}, {"origin_ns", Timeline::now_ns()}};
   if (!options_.expert_devices.empty()) {
-    comm::BootstrapOptions bo;
-    bo.world_size = 1 + options_.n_attention_workers + options_.n_expert_workers;
+    // MASTER_ADDR/MASTER_PORT, when set, say where it listens.
+    MSI_ASSIGN_OR_RETURN(comm::BootstrapOptions bo, comm::supervisor_bootstrap_options(
+                                                        1 + options_.n_attention_workers + options_.n_expert_workers));
     bo.timeout = kStartupTimeout;
-    MSI_ASSIGN_OR_RETURN(rendezvous_, comm::Rendezvous::serve(bo));
-    job["rendezvous"] = {{"host", bo.host}, {"port", rendezvous_->port()}, {"world_size", bo.world_size}};
+    Result<std::unique_ptr<comm::Rendezvous>> served = comm::Rendezvous::serve(bo);
+    if (!served.is_ok()) return served.status().with_context("serving the workers' rendezvous");
+    rendezvous_ = std::move(*served);
+    job["rendezvous"] = {{"host", comm::local_connect_host(bo.host)}, {"port", rendezvous_->port()},
+                         {"world_size", bo.world_size}};
   }
   MSI_RETURN_IF_ERROR(write_text(dir_ / "job.json", job.dump()));
 

@@ -686,5 +686,51 @@ TEST(CommBootstrapTest, OptionsFromEnv) {
   EXPECT_EQ(text(*(*server)->get("from-env")), "yes");
 }
 
+TEST(CommBootstrapTest, SupervisorServesWhereTheLauncherSays) {
+  LauncherEnv guard;
+  for (const char* name : {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"}) unsetenv(name);
+  // Neither set: loopback, an ephemeral port, rank 0 of the supervisor's own world.
+  auto local = supervisor_bootstrap_options(5);
+  ASSERT_OK(local);
+  EXPECT_EQ(local->host, "127.0.0.1");
+  EXPECT_EQ(local->port, 0);
+  EXPECT_EQ(local->rank, 0);
+  EXPECT_EQ(local->world_size, 5);
+  // Both set: there (RANK and WORLD_SIZE, a launcher's own numbering, are not read).
+  LauncherEnv::set_all("0.0.0.0", "29511", "7", "9");
+  auto there = supervisor_bootstrap_options(3);
+  ASSERT_OK(there);
+  EXPECT_EQ(there->host, "0.0.0.0");
+  EXPECT_EQ(there->port, 29511);
+  EXPECT_EQ(there->rank, 0);
+  EXPECT_EQ(there->world_size, 3);
+  EXPECT_EQ(local_connect_host("0.0.0.0"), "127.0.0.1");
+  EXPECT_EQ(local_connect_host("::"), "127.0.0.1");
+  EXPECT_EQ(local_connect_host("10.0.0.2"), "10.0.0.2");
+  // One without the other, or a bad port: errors naming the variable.
+  unsetenv("MASTER_PORT");
+  auto half = supervisor_bootstrap_options(3);
+  ASSERT_FALSE(half.is_ok());
+  EXPECT_NE(half.status().message().find("MASTER_PORT"), std::string::npos) << describe(half);
+  setenv("MASTER_PORT", "port", 1);
+  auto bad = supervisor_bootstrap_options(3);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("MASTER_PORT='port'"), std::string::npos) << describe(bad);
+  // Served there, reached at its local address.
+  LauncherEnv::set_all("0.0.0.0", "0", "0", "1");
+  setenv("MASTER_PORT", "1", 1);
+  auto options = supervisor_bootstrap_options(2);
+  ASSERT_OK(options);
+  options->port = 0;  // any free port for the test; the host is the launcher's wildcard
+  auto server = Rendezvous::serve(*options);
+  ASSERT_OK(server);
+  BootstrapOptions worker = make_options(1, 2, (*server)->port());
+  worker.host = local_connect_host(options->host);
+  auto client = Rendezvous::connect(worker);
+  ASSERT_OK(client);
+  EXPECT_OK((*client)->set("k", "v"));
+  EXPECT_EQ(text(*(*server)->get("k")), "v");
+}
+
 }  // namespace
 }  // namespace msi::comm
