@@ -1,4 +1,5 @@
 #include "planner/deployment_plan.h"
+#include "planner/json_reader.h"
 
 #include <algorithm>
 #include <cctype>
@@ -18,50 +19,12 @@ namespace {
 
 constexpr const char* kFormat = "msinfer-deployment-plan";
 
-// Typed reads of one object's fields; errors read "plan field 'tp_a' must be an integer >= 1,
-// got 0" or "plan has no 'kind'".
-class Reader {
- public:
-  Reader(const json& obj, std::string prefix = "") : obj_(obj), prefix_(std::move(prefix)) {}
-  const json* find(std::string_view key) const {
-    auto it = obj_.find(key);
-    return it == obj_.end() || it->is_null() ? nullptr : &*it;
-  }
-  Status bad(std::string_view key, std::string_view expected) const {
-    const json* v = find(key);
-    return error(StatusCode::kInvalidArgument, "plan field '{}{}' must be {}, got {}", prefix_, key,
-                 expected, v ? v->dump() : "null");
-  }
-  Status missing(std::string_view key) const {
-    return error(StatusCode::kInvalidArgument, "plan has no '{}{}'", prefix_, key);
-  }
-  Result<int64_t> integer(std::string_view key, int64_t min,
-                          std::optional<int64_t> fallback = std::nullopt) const {
-    const json* v = find(key);
-    if (!v) return fallback ? Result<int64_t>(*fallback) : Result<int64_t>(missing(key));
-    if (!v->is_number_integer() || v->get<int64_t>() < min) {
-      return bad(key, fmt::format("an integer >= {}", min));
-    }
-    return v->get<int64_t>();
-  }
+// The plan's fields ("plan field 'tp_a' must be an integer >= 1, got 0", "plan has no 'kind'").
+struct Reader : FieldReader {
+  Reader(const json& obj, std::string prefix = "") : FieldReader(obj, "plan", std::move(prefix)) {}
   Result<double> number(std::string_view key, double fallback) const {
-    const json* v = find(key);
-    if (!v) return fallback;
-    if (!v->is_number() || !std::isfinite(v->get<double>()) || v->get<double>() < 0) {
-      return bad(key, "a number >= 0");
-    }
-    return v->get<double>();
+    return FieldReader::number(key, 0, false, fallback);
   }
-  Result<std::string> string(std::string_view key, bool required = true) const {
-    const json* v = find(key);
-    if (!v) return required ? Result<std::string>(missing(key)) : Result<std::string>("");
-    if (!v->is_string()) return bad(key, "a string");
-    return v->get<std::string>();
-  }
-
- private:
-  const json& obj_;
-  std::string prefix_;
 };
 
 bool same_name(std::string a, std::string b) {

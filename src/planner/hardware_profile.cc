@@ -1,4 +1,5 @@
 #include "planner/hardware_profile.h"
+#include "planner/json_reader.h"
 
 #include <algorithm>
 #include <cmath>
@@ -210,51 +211,9 @@ namespace {
 
 constexpr const char* kFormat = "msinfer-hardware-profile";
 
-// Typed reads of one object's fields. Errors read "profile field 'attention[2].k1_ms' must be a
-// number >= 0, got \"x\"" or "profile has no 'gpu'".
-class Reader {
- public:
-  Reader(const json& obj, std::string prefix = "") : obj_(obj), prefix_(std::move(prefix)) {}
-  const json* find(std::string_view key) const {
-    auto it = obj_.find(key);
-    return it == obj_.end() || it->is_null() ? nullptr : &*it;
-  }
-  Status bad(std::string_view key, std::string_view expected) const {
-    const json* v = find(key);
-    return error(StatusCode::kInvalidArgument, "profile field '{}{}' must be {}, got {}", prefix_,
-                 key, expected, v ? v->dump() : "null");
-  }
-  Status missing(std::string_view key) const {
-    return error(StatusCode::kInvalidArgument, "profile has no '{}{}'", prefix_, key);
-  }
-  // A finite number >= min (> min when `strict`); `fallback` when absent, if given.
-  Result<double> number(std::string_view key, double min, bool strict,
-                        std::optional<double> fallback = std::nullopt) const {
-    const json* v = find(key);
-    if (!v) return fallback ? Result<double>(*fallback) : Result<double>(missing(key));
-    const std::string expected = fmt::format("a number {} {}", strict ? ">" : ">=", min);
-    if (!v->is_number()) return bad(key, expected);
-    const double d = v->get<double>();
-    if (!std::isfinite(d) || d < min || (strict && d == min)) return bad(key, expected);
-    return d;
-  }
-  Result<int64_t> integer(std::string_view key, int64_t min) const {
-    const json* v = find(key);
-    if (!v) return missing(key);
-    const std::string expected = fmt::format("an integer >= {}", min);
-    if (!v->is_number_integer() || v->get<int64_t>() < min) return bad(key, expected);
-    return v->get<int64_t>();
-  }
-  Result<std::string> string(std::string_view key, bool required = true) const {
-    const json* v = find(key);
-    if (!v) return required ? Result<std::string>(missing(key)) : Result<std::string>("");
-    if (!v->is_string()) return bad(key, "a string");
-    return v->get<std::string>();
-  }
-
- private:
-  const json& obj_;
-  std::string prefix_;
+// The profile's fields ("profile field 'attention[2].k1_ms' must be ...", "profile has no 'gpu'").
+struct Reader : FieldReader {
+  Reader(const json& obj, std::string prefix = "") : FieldReader(obj, "profile", std::move(prefix)) {}
 };
 
 json link_to_json(const LinkProfile& l) {
