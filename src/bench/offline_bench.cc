@@ -218,17 +218,9 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   setup.source.reset();
   backend->synchronize();
   for (auto& b : experts.backends) b->synchronize();
-  // The experts' load so far, [layer][expert slot] over every expert worker.
-  auto current_load = [&]() -> std::vector<std::vector<int64_t>> {
-    if (!peer) return colocated->expert_load();
-    std::vector<std::vector<int64_t>> all(static_cast<size_t>(c.n_layers));
-    for (const auto& h : experts.handlers) {
-      for (size_t l = 0; l < all.size(); ++l) {
-        all[l].insert(all[l].end(), h->expert_load()[l].begin(), h->expert_load()[l].end());
-      }
-    }
-    return all;
-  };
+  // The routed (token, expert) pairs since the last call, flattened [layer][global expert]: the
+  // attention worker counts them on the device (AttentionWorker::take_expert_counts).
+  std::vector<int64_t> routed;
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
 
   const int64_t batch = cfg.batch_size;
@@ -311,9 +303,10 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   ClockMarker marker(*backend, static_cast<int>(8 * n_layers * o.n_micro_batches + 16));
   std::array<double, kStages> stage_ms{};
   std::vector<double> step_ms;
-  // Per profiled step: experts with a token and routed rows per layer, from the load's growth.
+  // Per profiled step: experts with a token and routed rows per layer; the window's load per
+  // layer and global expert.
   std::vector<double> active_sum(static_cast<size_t>(n_layers), 0.0), rows_sum(static_cast<size_t>(n_layers), 0.0);
-  std::vector<std::vector<int64_t>> load_before = current_load();
+  std::vector<int64_t> window_load(static_cast<size_t>(n_layers * c.n_experts), 0);
   double kv_tokens_profiled = 0.0;
   const int64_t timed_end = cfg.output_len - cfg.profile_steps;
   for (int64_t i = 0; i < cfg.output_len; ++i) {
@@ -324,11 +317,9 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
     const bool profile = i >= timed_end;
     if (profile && i == timed_end) {
       worker->set_marker(&marker);
-      if (colocated) {
-        colocated->set_marker(&marker);
-        colocated->set_record_load(true);
-      }
+      if (colocated) colocated->set_marker(&marker);
       for (auto& h : experts.handlers) h->set_profile(true);
+      MSI_RETURN_IF_ERROR(worker->take_expert_counts(routed));  // the window starts here
     }
     if (profile) {
       marker.begin();
@@ -339,15 +330,13 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (profile) {
       marker.end(stage_ms);
-      const auto load = current_load();
-      for (size_t l = 0; l < load.size(); ++l) {
-        for (size_t e = 0; e < load[l].size(); ++e) {
-          const int64_t tokens = load[l][e] - load_before[l][e];
-          active_sum[l] += tokens > 0 ? 1.0 : 0.0;
-          rows_sum[l] += static_cast<double>(tokens);
-        }
+      MSI_RETURN_IF_ERROR(worker->take_expert_counts(routed));
+      for (size_t i_le = 0; i_le < routed.size(); ++i_le) {
+        const size_t l = i_le / static_cast<size_t>(c.n_experts);
+        active_sum[l] += routed[i_le] > 0 ? 1.0 : 0.0;
+        rows_sum[l] += static_cast<double>(routed[i_le]);
+        window_load[i_le] += routed[i_le];
       }
-      load_before = load;
     } else if (i >= cfg.warmup_steps) {
       step_ms.push_back(ms);
     }
@@ -391,29 +380,16 @@ Result<json> run_offline_bench(const OfflineBenchConfig& cfg) {
   // Expert load over the profiled steps.
   double active = 0.0;
   int64_t max_tokens = 0, moe_layers = 0;
-  const std::vector<std::vector<int64_t>> final_load = current_load();
-  for (int64_t l = 0; l < n_layers; ++l) {
-    if (!c.is_moe_layer(l)) continue;
-    ++moe_layers;
-    active += active_sum[static_cast<size_t>(l)];
-    for (int64_t t : final_load[static_cast<size_t>(l)]) max_tokens = std::max(max_tokens, t);
-  }
-  // The experts' load over the profiled window, by global expert id (issue 8's placement input).
-  std::vector<int32_t> slot_expert;
-  if (peer) {
-    for (int x = 0; x < o.n_expert_workers; ++x) {
-      const auto ids = setup.placement.experts_of(x);
-      slot_expert.insert(slot_expert.end(), ids.begin(), ids.end());
-    }
-  } else {
-    slot_expert = colocated->experts();
-  }
+  // The experts' load over the profiled window, by global expert id (the placement's input).
   json tokens_per_expert = json::array();
   for (int64_t l = 0; l < n_layers; ++l) {
-    std::vector<int64_t> per_expert(c.is_moe_layer(l) ? static_cast<size_t>(c.n_experts) : 0, 0);
-    const auto& layer = final_load[static_cast<size_t>(l)];
-    for (size_t slot = 0; slot < layer.size() && !per_expert.empty(); ++slot) {
-      per_expert[static_cast<size_t>(slot_expert[slot])] += layer[slot];
+    const auto begin = window_load.begin() + l * c.n_experts;
+    std::vector<int64_t> per_expert;  // empty for a dense layer
+    if (c.is_moe_layer(l)) {
+      per_expert.assign(begin, begin + c.n_experts);
+      ++moe_layers;
+      active += active_sum[static_cast<size_t>(l)];
+      for (int64_t t : per_expert) max_tokens = std::max(max_tokens, t);
     }
     tokens_per_expert.push_back(per_expert);
   }

@@ -11,8 +11,6 @@ ColocatedExpertLink::ColocatedExpertLink(const ModelConfig& config, Backend& bac
             max_micro_batches);
   const auto n_slots = static_cast<int64_t>(weights_.experts.size());
   slot_of_expert_ = make_slot_of_expert(backend, config.n_experts, weights_.experts);
-  load_.assign(static_cast<size_t>(config.n_layers), std::vector<int64_t>(static_cast<size_t>(n_slots), 0));
-  h_offsets_.resize(static_cast<size_t>(n_slots + 1));
   slots_.reserve(static_cast<size_t>(max_micro_batches));
   for (int i = 0; i < max_micro_batches; ++i) {
     slots_.push_back(Slot{MoeUnitBuffers(backend, config, slot_of_expert_.tensor, n_slots, max_tokens)});
@@ -44,11 +42,6 @@ Status ColocatedExpertLink::send(const UnitId& unit, const Tensor& hidden, const
   if (marker_) marker_->mark(Stage::kRouter);
   MoeLayout layout = s.buf.layout;
   backend_.moe_align(topk_ids.slice_rows(0, n), topk_weights.slice_rows(0, n), layout);
-  if (record_load_) {
-    backend_.copy_to_host(h_offsets_.data(), layout.expert_offsets, h_offsets_.size() * sizeof(int32_t));
-    std::vector<int64_t>& load = load_[static_cast<size_t>(unit.layer)];
-    for (size_t e = 0; e < load.size(); ++e) load[e] += h_offsets_[e + 1] - h_offsets_[e];
-  }
   if (marker_) marker_->mark(Stage::kExperts);
   backend_.moe_gate_up(hidden, w.w13.tensor, layout, s.buf.act.tensor.slice_rows(0, rows));
   backend_.moe_down(s.buf.act.tensor.slice_rows(0, rows), w.w2.tensor, layout, s.buf.y.tensor.slice_rows(0, rows));

@@ -33,15 +33,8 @@ class ColocatedExpertLink final : public ExpertLink {
               uint32_t flags) override;
   Result<uint32_t> receive(const UnitId& unit, const Tensor& out) override;
   void set_patient(bool) override {}
-  bool device_local() const override { return !record_load_ && marker_ == nullptr; }
+  bool device_local() const override { return marker_ == nullptr; }
   void set_marker(StageMarker* marker) { marker_ = marker; }
-
-  // While on, every unit's tokens per expert are read back after routing (a host sync per unit:
-  // for statistics and benchmarks, not for serving) and added to expert_load().
-  void set_record_load(bool on) { record_load_ = on; }
-  // [layer][slot] routed (token, expert) pairs recorded so far; slot s is expert experts()[s].
-  const std::vector<std::vector<int64_t>>& expert_load() const { return load_; }
-  const std::vector<int32_t>& experts() const { return weights_.experts; }
 
  private:
   struct Slot {
@@ -58,9 +51,6 @@ class ColocatedExpertLink final : public ExpertLink {
   OwnedTensor slot_of_expert_;  // shared by every slot's layout
   std::vector<Slot> slots_;
   StageMarker* marker_ = nullptr;
-  bool record_load_ = false;
-  std::vector<std::vector<int64_t>> load_;
-  std::vector<int32_t> h_offsets_;
 };
 
 }  // namespace msi

@@ -13,8 +13,6 @@ PeerUnitHandler::PeerUnitHandler(const ModelConfig& config, Backend& backend, St
   slot_of_expert_ = make_slot_of_expert(backend, config.n_experts, weights_.experts);
   expert_replica_ = make_expert_replica(backend, expert_replica);
   clock_ = backend.make_clock(2);
-  load_.assign(static_cast<size_t>(config.n_layers), std::vector<int64_t>(static_cast<size_t>(n_slots), 0));
-  h_offsets_.resize(static_cast<size_t>(n_slots + 1));
   slots_.resize(static_cast<size_t>(n_sources));
   for (auto& per_source : slots_) {
     per_source.reserve(static_cast<size_t>(max_micro_batches));
@@ -108,9 +106,6 @@ Status PeerUnitHandler::run(int layer, std::span<const std::span<std::byte>> rep
     if (profile) {
       clock_->record(1);
       busy_ms_ += clock_->elapsed_ms(0, 1);
-      backend_.copy_to_host(h_offsets_.data(), s.buf.layout.expert_offsets, h_offsets_.size() * sizeof(int32_t));
-      std::vector<int64_t>& load = load_[static_cast<size_t>(layer)];
-      for (size_t e = 0; e < load.size(); ++e) load[e] += h_offsets_[e + 1] - h_offsets_[e];
     }
     backend_.record_event(*s.done);
     PeerCombine reply{s.buf.y.tensor.data, s.buf.token_rows.tensor.data, s.done.get()};

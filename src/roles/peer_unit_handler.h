@@ -44,11 +44,11 @@ class PeerUnitHandler final : public ExpertUnitHandler {
   Backend* device_backend() override { return &backend_; }
 
   // Profiling (benchmarks; each unit then waits for its compute on the host): while on, the
-  // device time of every unit's expert compute is added to busy_ms() and its tokens per expert to
-  // expert_load() ([layer][slot]). Switch between steps; read after the server stopped.
+  // device time of every unit's expert compute is added to busy_ms(). Switch between steps; read
+  // after the server stopped. (The load per expert is counted by the attention side:
+  // AttentionWorker::take_expert_counts.)
   void set_profile(bool on) { profile_.store(on); }
   double busy_ms() const { return busy_ms_; }
-  const std::vector<std::vector<int64_t>>& expert_load() const { return load_; }
 
  private:
   struct Slot {
@@ -77,8 +77,6 @@ class PeerUnitHandler final : public ExpertUnitHandler {
   std::atomic<bool> profile_{false};
   std::unique_ptr<DeviceClock> clock_;
   double busy_ms_ = 0.0;
-  std::vector<std::vector<int64_t>> load_;
-  std::vector<int32_t> h_offsets_;
   PeerMemoryMap identity_;
   std::vector<PeerMemoryMap> peers_;  // [n_sources]; empty: the identity
 };
