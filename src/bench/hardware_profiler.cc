@@ -26,7 +26,8 @@ Result<double> stage_ms(const json& result, const std::string& name) {
 
 Result<LineFit> fit_line(const std::vector<double>& x, const std::vector<double>& y) {
   if (x.size() != y.size() || x.size() < 2) {
-    return error(StatusCode::kInvalidArgument, "a line needs at least two points, got {}", x.size());
+    return error(StatusCode::kInvalidArgument, "a line needs at least two points, got {}",
+                 x.size());
   }
   const double n = static_cast<double>(x.size());
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
@@ -43,7 +44,8 @@ Result<LineFit> fit_line(const std::vector<double>& x, const std::vector<double>
   f.intercept = (sy - f.slope * sx) / n;
   for (size_t i = 0; i < x.size(); ++i) {
     const double pred = f.slope * x[i] + f.intercept;
-    if (y[i] != 0) f.max_rel_residual = std::max(f.max_rel_residual, std::abs(pred - y[i]) / std::abs(y[i]));
+    if (y[i] != 0)
+      f.max_rel_residual = std::max(f.max_rel_residual, std::abs(pred - y[i]) / std::abs(y[i]));
   }
   return f;
 }
@@ -55,20 +57,25 @@ Result<std::string> catalog_gpu_of(const std::string& device_name) {
     if (device_name.find(g.name) != std::string::npos && g.name.size() > best.size()) best = g.name;
   }
   if (best.empty()) {
-    return error(StatusCode::kNotFound, "cannot tell which catalog GPU '{}' is (known: {}); give --gpu",
-                 device_name, known);
+    return error(StatusCode::kNotFound,
+                 "cannot tell which catalog GPU '{}' is (known: {}); give --gpu", device_name,
+                 known);
   }
   return best;
 }
 
 Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* points) {
-  if (cfg.batch_sizes.size() < 2) return error(StatusCode::kInvalidArgument, "--batch-sizes needs at least two sizes");
-  if (cfg.seq_lens.empty()) return error(StatusCode::kInvalidArgument, "--seq-lens needs at least one length");
+  if (cfg.batch_sizes.size() < 2)
+    return error(StatusCode::kInvalidArgument, "--batch-sizes needs at least two sizes");
+  if (cfg.seq_lens.empty())
+    return error(StatusCode::kInvalidArgument, "--seq-lens needs at least one length");
   for (int64_t b : cfg.batch_sizes) {
-    if (b < 1) return error(StatusCode::kInvalidArgument, "batch sizes must be positive, got {}", b);
+    if (b < 1)
+      return error(StatusCode::kInvalidArgument, "batch sizes must be positive, got {}", b);
   }
   for (int64_t s : cfg.seq_lens) {
-    if (s < 1) return error(StatusCode::kInvalidArgument, "sequence lengths must be positive, got {}", s);
+    if (s < 1)
+      return error(StatusCode::kInvalidArgument, "sequence lengths must be positive, got {}", s);
   }
   const json* overrides = cfg.engine.hf_overrides.is_null() ? nullptr : &cfg.engine.hf_overrides;
   MSI_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(cfg.model_dir, overrides));
@@ -93,7 +100,8 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
   }
 
   const double L = static_cast<double>(config.n_layers);
-  const double K = static_cast<double>(config.n_experts_per_tok), E = static_cast<double>(config.n_experts);
+  const double K = static_cast<double>(config.n_experts_per_tok),
+               E = static_cast<double>(config.n_experts);
   std::vector<double> expert_b, expert_ms;
   std::string notes = "measured by msinfer profile on " + cfg.engine.device + ";";
   if (points) *points = json::array();
@@ -112,7 +120,8 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
       bc.output_len = std::max<int64_t>(cfg.output_len, 6);
       bc.progress = cfg.progress;
       Result<json> r = run_offline_bench(bc);
-      if (!r.is_ok()) return r.status().with_context(fmt::format("profiling batch {} at context {}", b, s));
+      if (!r.is_ok())
+        return r.status().with_context(fmt::format("profiling batch {} at context {}", b, s));
       double attention = 0;
       for (const char* stage : {"attention", "router_dispatch", "combine", "other"}) {
         MSI_ASSIGN_OR_RETURN(double ms, stage_ms(*r, stage));
@@ -124,14 +133,18 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
       expert_b.push_back(static_cast<double>(b));
       expert_ms.push_back(experts / L);
       if (points) {
-        points->push_back({{"batch", b}, {"seq_len", s}, {"t_a_ms_per_layer", attention / L},
+        points->push_back({{"batch", b},
+                           {"seq_len", s},
+                           {"t_a_ms_per_layer", attention / L},
                            {"t_e_ms_per_layer", experts / L},
                            {"step_ms", r->at("decode").at("step_ms").at("median")}});
       }
     }
     MSI_ASSIGN_OR_RETURN(LineFit fa, fit_line(b_of, ta_of));
-    p.attention.push_back({1, static_cast<double>(s), std::max(fa.slope, 0.0), std::max(fa.intercept, 0.0)});
-    notes += fmt::format(" attention at {} tokens: max residual {:.1f}%;", s, 100 * fa.max_rel_residual);
+    p.attention.push_back(
+        {1, static_cast<double>(s), std::max(fa.slope, 0.0), std::max(fa.intercept, 0.0)});
+    notes +=
+        fmt::format(" attention at {} tokens: max residual {:.1f}%;", s, 100 * fa.max_rel_residual);
   }
   MSI_ASSIGN_OR_RETURN(LineFit fe, fit_line(expert_b, expert_ms));
   planner::ExpertCoeffs ec{1, std::max(fe.slope / K, 0.0), std::max(fe.intercept / E, 0.0), {}};
@@ -148,17 +161,20 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
     }
     ec.curve.push_back({static_cast<double>(b) * K / E, sum / n / E});
   }
-  std::sort(ec.curve.begin(), ec.curve.end(), [](const auto& a, const auto& b) { return a.tokens < b.tokens; });
+  std::sort(ec.curve.begin(), ec.curve.end(),
+            [](const auto& a, const auto& b) { return a.tokens < b.tokens; });
   ec.curve.erase(std::unique(ec.curve.begin(), ec.curve.end(),
                              [](const auto& a, const auto& b) { return a.tokens == b.tokens; }),
                  ec.curve.end());
   p.expert.push_back(ec);
-  notes += fmt::format(" experts: the line's max residual {:.1f}% (the curve is used);", 100 * fe.max_rel_residual);
+  notes += fmt::format(" experts: the line's max residual {:.1f}% (the curve is used);",
+                       100 * fe.max_rel_residual);
 
   // The link.
   const double one_way = spec.is_ok() ? spec->nvlink_one_way_gbs() : 0.0;
   if (cfg.peer_device >= 0) {
-    if (one_way <= 0) return error(StatusCode::kInvalidArgument, "--peer-device needs a catalog GPU with NVLink");
+    if (one_way <= 0)
+      return error(StatusCode::kInvalidArgument, "--peer-device needs a catalog GPU with NVLink");
     M2NBenchConfig mc;
     const Device d = (*make_backend(cfg.engine.device))->device();
     mc.send_device = d.index;
@@ -173,16 +189,19 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
       if (c.at("kind") != "size" || !c.at("transports").contains("p2p")) continue;
       // One round moves the message both ways in turn: the one-way rate is the round's throughput.
       const double gbps = c.at("transports").at("p2p").at("gbps").get<double>();
-      p.link.utilization.push_back({c.at("bytes").get<double>(), std::clamp(gbps / one_way, 1e-4, 1.0)});
+      p.link.utilization.push_back(
+          {c.at("bytes").get<double>(), std::clamp(gbps / one_way, 1e-4, 1.0)});
     }
     std::sort(p.link.utilization.begin(), p.link.utilization.end(),
               [](const auto& a, const auto& b) { return a.bytes < b.bytes; });
-    if (p.link.utilization.empty()) return error(StatusCode::kInternal, "bench m2n returned no p2p cases");
-    notes += fmt::format(" link: bench m2n p2p to cuda:{}, as a utilization of {} GB/s one way;", cfg.peer_device,
-                         one_way);
+    if (p.link.utilization.empty())
+      return error(StatusCode::kInternal, "bench m2n returned no p2p cases");
+    notes += fmt::format(" link: bench m2n p2p to cuda:{}, as a utilization of {} GB/s one way;",
+                         cfg.peer_device, one_way);
   } else if (one_way > 0) {
     p.link = planner::latency_bandwidth_link(one_way, 1.0);
-    notes += " link: not measured (no --peer-device): the catalog's NVLink, latency + bandwidth model;";
+    notes +=
+        " link: not measured (no --peer-device): the catalog's NVLink, latency + bandwidth model;";
   } else {
     p.link = planner::latency_bandwidth_link(25.0, 10.0);
     notes += " link: not measured: a nominal 25 GB/s, 10 us link;";

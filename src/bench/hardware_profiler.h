@@ -37,8 +37,8 @@ struct ProfileConfig {
   std::string gpu;                  // catalog name; empty: from the device's name
   std::vector<int64_t> batch_sizes = {32, 64, 128, 256};
   std::vector<int64_t> seq_lens = {1024, 4096};
-  int64_t output_len = 8;           // decode steps per point (2 warm-up, 3 profiled, the rest timed)
-  int peer_device = -1;             // ≥ 0: measure the link to this CUDA device with bench m2n
+  int64_t output_len = 8;  // decode steps per point (2 warm-up, 3 profiled, the rest timed)
+  int peer_device = -1;    // ≥ 0: measure the link to this CUDA device with bench m2n
   bool progress = true;
 };
 

@@ -31,8 +31,8 @@ class FieldReader {
   }
   Status bad(std::string_view key, std::string_view expected) const {
     const nlohmann::json* v = find(key);
-    return error(StatusCode::kInvalidArgument, "{} field '{}{}' must be {}, got {}", what_, prefix_, key, expected,
-                 v ? v->dump() : "null");
+    return error(StatusCode::kInvalidArgument, "{} field '{}{}' must be {}, got {}", what_, prefix_,
+                 key, expected, v ? v->dump() : "null");
   }
   Status missing(std::string_view key) const {
     return error(StatusCode::kInvalidArgument, "{} has no '{}{}'", what_, prefix_, key);
@@ -49,10 +49,12 @@ class FieldReader {
     return d;
   }
   // An integer >= min; `fallback` when absent, if given.
-  Result<int64_t> integer(std::string_view key, int64_t min, std::optional<int64_t> fallback = std::nullopt) const {
+  Result<int64_t> integer(std::string_view key, int64_t min,
+                          std::optional<int64_t> fallback = std::nullopt) const {
     const nlohmann::json* v = find(key);
     if (!v) return fallback ? Result<int64_t>(*fallback) : Result<int64_t>(missing(key));
-    if (!v->is_number_integer() || v->get<int64_t>() < min) return bad(key, fmt::format("an integer >= {}", min));
+    if (!v->is_number_integer() || v->get<int64_t>() < min)
+      return bad(key, fmt::format("an integer >= {}", min));
     return v->get<int64_t>();
   }
   Result<std::string> string(std::string_view key, bool required = true) const {

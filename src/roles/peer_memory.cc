@@ -24,11 +24,13 @@ Result<std::vector<std::byte>> from_hex(const std::string& s) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
   };
-  if (s.size() % 2 != 0) return error(StatusCode::kInvalidArgument, "peer exports: odd-length handle");
+  if (s.size() % 2 != 0)
+    return error(StatusCode::kInvalidArgument, "peer exports: odd-length handle");
   std::vector<std::byte> out(s.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
     const int hi = digit(s[2 * i]), lo = digit(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return error(StatusCode::kInvalidArgument, "peer exports: a handle is not hex");
+    if (hi < 0 || lo < 0)
+      return error(StatusCode::kInvalidArgument, "peer exports: a handle is not hex");
     out[i] = static_cast<std::byte>(hi * 16 + lo);
   }
   return out;
@@ -38,8 +40,10 @@ Result<std::vector<std::byte>> from_hex(const std::string& s) {
 
 std::vector<std::byte> PeerExports::serialize() const {
   json j = {{"memory", json::array()}, {"events", json::array()}};
-  for (const Memory& m : memory) j["memory"].push_back({{"base", m.base}, {"bytes", m.bytes}, {"handle", to_hex(m.handle)}});
-  for (const Event& e : events) j["events"].push_back({{"address", e.address}, {"handle", to_hex(e.handle)}});
+  for (const Memory& m : memory)
+    j["memory"].push_back({{"base", m.base}, {"bytes", m.bytes}, {"handle", to_hex(m.handle)}});
+  for (const Event& e : events)
+    j["events"].push_back({{"address", e.address}, {"handle", to_hex(e.handle)}});
   const std::string text = j.dump();
   const auto* p = reinterpret_cast<const std::byte*>(text.data());
   return std::vector<std::byte>(p, p + text.size());
@@ -52,7 +56,8 @@ Result<PeerExports> PeerExports::parse(std::span<const std::byte> bytes) {
     PeerExports out;
     for (const json& m : j.at("memory")) {
       MSI_ASSIGN_OR_RETURN(auto handle, from_hex(m.at("handle").get<std::string>()));
-      out.memory.push_back({m.at("base").get<uint64_t>(), m.at("bytes").get<uint64_t>(), std::move(handle)});
+      out.memory.push_back(
+          {m.at("base").get<uint64_t>(), m.at("bytes").get<uint64_t>(), std::move(handle)});
     }
     for (const json& e : j.at("events")) {
       MSI_ASSIGN_OR_RETURN(auto handle, from_hex(e.at("handle").get<std::string>()));
@@ -69,7 +74,8 @@ Result<PeerExports> export_for_peers(Backend& backend, std::span<const Tensor> a
   PeerExports out;
   for (const Tensor& t : allocations) {
     MSI_ASSIGN_OR_RETURN(auto handle, backend.export_memory(t));
-    out.memory.push_back({reinterpret_cast<uint64_t>(t.data), static_cast<uint64_t>(t.nbytes()), std::move(handle)});
+    out.memory.push_back(
+        {reinterpret_cast<uint64_t>(t.data), static_cast<uint64_t>(t.nbytes()), std::move(handle)});
   }
   for (DeviceEvent* e : events) {
     MSI_ASSIGN_OR_RETURN(auto handle, backend.export_event(*e));
@@ -78,18 +84,21 @@ Result<PeerExports> export_for_peers(Backend& backend, std::span<const Tensor> a
   return out;
 }
 
-Result<PeerMemoryMap> PeerMemoryMap::import(Backend& backend, const PeerExports& exports, std::string peer) {
+Result<PeerMemoryMap> PeerMemoryMap::import(Backend& backend, const PeerExports& exports,
+                                            std::string peer) {
   PeerMemoryMap map;
   map.imported_ = true;
   map.peer_ = std::move(peer);
   for (const PeerExports::Memory& m : exports.memory) {
     Result<void*> local = backend.import_memory(m.handle);
-    if (!local.is_ok()) return local.status().with_context(fmt::format("mapping {}'s memory", map.peer_));
+    if (!local.is_ok())
+      return local.status().with_context(fmt::format("mapping {}'s memory", map.peer_));
     map.add_memory(m.base, m.bytes, *local);
   }
   for (const PeerExports::Event& e : exports.events) {
     Result<std::unique_ptr<DeviceEvent>> local = backend.import_event(e.handle);
-    if (!local.is_ok()) return local.status().with_context(fmt::format("opening {}'s events", map.peer_));
+    if (!local.is_ok())
+      return local.status().with_context(fmt::format("opening {}'s events", map.peer_));
     map.add_event(e.address, std::move(*local));
   }
   return map;
@@ -109,11 +118,13 @@ Result<const void*> PeerMemoryMap::memory(const void* remote, size_t bytes) cons
   if (!imported_) return remote;
   const auto addr = reinterpret_cast<uint64_t>(remote);
   for (const Range& r : ranges_) {
-    if (addr >= r.remote_base && addr - r.remote_base <= r.bytes && bytes <= r.bytes - (addr - r.remote_base)) {
+    if (addr >= r.remote_base && addr - r.remote_base <= r.bytes &&
+        bytes <= r.bytes - (addr - r.remote_base)) {
       return static_cast<const void*>(r.local_base + (addr - r.remote_base));
     }
   }
-  return error(StatusCode::kInternal, "{} named {} bytes at {:#x}, outside the memory it exported", peer_, bytes, addr);
+  return error(StatusCode::kInternal, "{} named {} bytes at {:#x}, outside the memory it exported",
+               peer_, bytes, addr);
 }
 
 Result<DeviceEvent*> PeerMemoryMap::event(const DeviceEvent* remote) const {

@@ -40,7 +40,8 @@ struct PeerExports {
   static Result<PeerExports> parse(std::span<const std::byte> bytes);
 };
 
-// Exports `allocations` (each the whole of an alloc() buffer) and `events` (from make_shared_event).
+// Exports `allocations` (each the whole of an alloc() buffer) and `events` (from
+// make_shared_event).
 Result<PeerExports> export_for_peers(Backend& backend, std::span<const Tensor> allocations,
                                      std::span<DeviceEvent* const> events);
 
@@ -48,7 +49,8 @@ class PeerMemoryMap {
  public:
   PeerMemoryMap() = default;  // the identity: a peer in this process
   // Imports every export of `peer` (named in errors, e.g. "expert worker 1") into `backend`.
-  static Result<PeerMemoryMap> import(Backend& backend, const PeerExports& exports, std::string peer);
+  static Result<PeerMemoryMap> import(Backend& backend, const PeerExports& exports,
+                                      std::string peer);
 
   // Entries, for import and tests: the peer's [remote_base, remote_base + bytes) is at local_base.
   void add_memory(uint64_t remote_base, uint64_t bytes, const void* local_base);

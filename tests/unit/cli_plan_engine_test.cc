@@ -2,37 +2,48 @@
 // counts, micro-batches and sequences per worker replace the flags', devices are numbered when
 // not given, the outputs equal the single-worker run's, and plans the engine cannot run (tensor
 // parallelism) or cannot read are clear errors.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "generate_outputs.h"
 #include "test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
-using ::testing::HasSubstr;
 using msi::test::RunResult;
 using msi::test::slurp;
 using msi::test::TempDir;
+using nlohmann::json;
+using ::testing::HasSubstr;
 
 const fs::path kData = MSI_TEST_DATA_DIR;
 
 RunResult msinfer(const std::string& args) { return msi::test::msinfer_shell(args); }
 
 json plan(const std::string& kind, int n_a, int n_e, int m, int b_a, int tp_a = 1) {
-  return {{"format", "msinfer-deployment-plan"}, {"version", 1}, {"kind", kind}, {"model", "mixtral"},
-          {"attention_gpu", "H200"}, {"expert_gpu", "H200"}, {"tp_a", tp_a}, {"tp_e", 1},
-          {"n_attention_workers", n_a}, {"n_expert_workers", n_e}, {"n_micro_batches", m},
-          {"micro_batch_size", b_a}, {"max_num_seqs", m * b_a}, {"avg_seq_len", 64}, {"slo_tbt_ms", 150}};
+  return {{"format", "msinfer-deployment-plan"},
+          {"version", 1},
+          {"kind", kind},
+          {"model", "mixtral"},
+          {"attention_gpu", "H200"},
+          {"expert_gpu", "H200"},
+          {"tp_a", tp_a},
+          {"tp_e", 1},
+          {"n_attention_workers", n_a},
+          {"n_expert_workers", n_e},
+          {"n_micro_batches", m},
+          {"micro_batch_size", b_a},
+          {"max_num_seqs", m * b_a},
+          {"avg_seq_len", 64},
+          {"slo_tbt_ms", 150}};
 }
 
 fs::path write(const TempDir& tmp, const std::string& name, const json& j) {
@@ -41,40 +52,26 @@ fs::path write(const TempDir& tmp, const std::string& name, const json& j) {
   return p;
 }
 
-const std::string kBase = "generate --model " + (kData / "tiny-mixtral").string() +
-                          " --prompt-ids 1,383,302,331,444,341 --prompt-ids 1,1969,1310 --prompt-ids 7,8,9"
-                          " --max-tokens 5 --ignore-eos --return-logits";
-
-void expect_same(const RunResult& a, const RunResult& b) {
-  ASSERT_EQ(a.exit_code, 0) << a.err;
-  ASSERT_EQ(b.exit_code, 0) << b.err;
-  const json ra = json::parse(a.out)["results"], rb = json::parse(b.out)["results"];
-  ASSERT_EQ(ra.size(), rb.size());
-  for (size_t i = 0; i < ra.size(); ++i) {
-    EXPECT_EQ(ra[i]["output_ids"], rb[i]["output_ids"]) << "request " << i;
-    double max_abs = 0;
-    for (size_t j = 0; j < ra[i]["logits"].size(); ++j) {
-      for (size_t v = 0; v < ra[i]["logits"][j].size(); ++v) {
-        max_abs = std::max(max_abs, std::fabs(ra[i]["logits"][j][v].get<double>() - rb[i]["logits"][j][v].get<double>()));
-      }
-    }
-    EXPECT_LE(max_abs, 1e-5) << "request " << i;
-  }
-}
+const std::string kBase =
+    "generate --model " + (kData / "tiny-mixtral").string() +
+    " --prompt-ids 1,383,302,331,444,341 --prompt-ids 1,1969,1310 --prompt-ids 7,8,9"
+    " --max-tokens 5 --ignore-eos --return-logits";
 
 TEST(PlanEngine, DisaggregatedPlanRunsItsWorkers) {
   TempDir tmp;
   const fs::path p = write(tmp, "plan.json", plan("disaggregated", 2, 2, 2, 4));
   const fs::path trace = tmp.path() / "trace.json";
   const RunResult planned = msinfer(kBase + " --plan " + p.string() + " --trace " + trace.string());
-  expect_same(msinfer(kBase), planned);
+  msi::test::expect_same_generate_outputs(msinfer(kBase), planned, "disaggregated plan");
   // The trace names every worker the plan asked for.
   std::set<std::string> workers;
   const json t = json::parse(slurp(trace));
   for (const auto& ev : t["traceEvents"]) {
-    if (ev["ph"] == "M" && ev["name"] == "thread_name") workers.insert(ev["args"]["name"].get<std::string>());
+    if (ev["ph"] == "M" && ev["name"] == "thread_name")
+      workers.insert(ev["args"]["name"].get<std::string>());
   }
-  for (const char* w : {"attention worker 0", "attention worker 1", "expert worker 0", "expert worker 1"}) {
+  for (const char* w :
+       {"attention worker 0", "attention worker 1", "expert worker 0", "expert worker 1"}) {
     EXPECT_TRUE(workers.count(w)) << w;
   }
   EXPECT_FALSE(workers.count("expert worker 2"));
@@ -83,7 +80,8 @@ TEST(PlanEngine, DisaggregatedPlanRunsItsWorkers) {
 TEST(PlanEngine, ColocatedPlanRuns) {
   TempDir tmp;
   const fs::path p = write(tmp, "plan.json", plan("colocated", 1, 1, 1, 8));
-  expect_same(msinfer(kBase), msinfer(kBase + " --plan " + p.string()));
+  msi::test::expect_same_generate_outputs(msinfer(kBase), msinfer(kBase + " --plan " + p.string()),
+                                          "colocated plan");
 }
 
 TEST(PlanEngine, PlansTheEngineCannotRunAreClearErrors) {

@@ -1,12 +1,11 @@
 // `msinfer profile` on the CPU backend with the tiny fixture: it runs the decode benchmark over the
 // grid, fits the performance model's coefficients and writes a hardware profile that the planner's
 // reader accepts; bad flags are clear errors.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <string>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "planner/hardware_profile.h"
@@ -15,10 +14,10 @@
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using msi::test::RunResult;
 using msi::test::slurp;
 using msi::test::TempDir;
+using ::testing::HasSubstr;
 
 const fs::path kData = MSI_TEST_DATA_DIR;
 
@@ -27,9 +26,11 @@ RunResult msinfer(const std::string& args) { return msi::test::msinfer_shell(arg
 TEST(ProfileCli, WritesAProfileThePlannerReads) {
   TempDir tmp;
   const fs::path out = tmp.path() / "profile.json";
-  const RunResult r = msinfer("profile --model " + (kData / "tiny-mixtral").string() +
-                              " --device cpu --batch-sizes 2,4,8 --seq-lens 16,48 --output-len 6 --no-progress --json"
-                              " --out " + out.string());
+  const RunResult r = msinfer(
+      "profile --model " + (kData / "tiny-mixtral").string() +
+      " --device cpu --batch-sizes 2,4,8 --seq-lens 16,48 --output-len 6 --no-progress --json"
+      " --out " +
+      out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto printed = nlohmann::json::parse(r.out);
   EXPECT_EQ(printed["points"].size(), 6u);  // 3 batch sizes × 2 lengths
@@ -52,7 +53,8 @@ TEST(ProfileCli, WritesAProfileThePlannerReads) {
 }
 
 TEST(ProfileCli, BadFlagsAreClearErrors) {
-  const std::string base = "profile --model " + (kData / "tiny-mixtral").string() + " --device cpu --no-progress";
+  const std::string base =
+      "profile --model " + (kData / "tiny-mixtral").string() + " --device cpu --no-progress";
   RunResult r = msinfer(base + " --batch-sizes 4");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("--batch-sizes needs at least two sizes"));
@@ -62,7 +64,8 @@ TEST(ProfileCli, BadFlagsAreClearErrors) {
   r = msinfer(base + " --peer-device gpu1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("--peer-device must be a CUDA device"));
-  r = msinfer("profile --model " + (kData / "no-such-model").string() + " --device cpu --no-progress --batch-sizes 1,2");
+  r = msinfer("profile --model " + (kData / "no-such-model").string() +
+              " --device cpu --no-progress --batch-sizes 1,2");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("msinfer: error:"));
 }

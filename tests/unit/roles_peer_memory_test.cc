@@ -33,7 +33,9 @@ TEST(PeerMemoryMap, TranslatesInsideExportedRanges) {
   map.add_memory(0x10000, 256, local_a.data());
   map.add_memory(0x20000, 64, local_b.data());
   EXPECT_FALSE(map.is_identity());
-  auto at = [&](uint64_t remote, size_t bytes) { return map.memory(reinterpret_cast<const void*>(remote), bytes); };
+  auto at = [&](uint64_t remote, size_t bytes) {
+    return map.memory(reinterpret_cast<const void*>(remote), bytes);
+  };
   ASSERT_TRUE(at(0x10000, 256).is_ok());
   EXPECT_EQ(*at(0x10000, 256), local_a.data());
   EXPECT_EQ(*at(0x10040, 16), local_a.data() + 0x40);
@@ -79,12 +81,17 @@ TEST(PeerExports, RejectsMalformedInput) {
                                   reinterpret_cast<const std::byte*>(s.data()) + s.size());
   };
   EXPECT_EQ(PeerExports::parse(bytes("not json")).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(PeerExports::parse(bytes(R"({"memory": []})")).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(PeerExports::parse(bytes(R"({"memory": [{"base": 1, "bytes": 2, "handle": "zz"}], "events": []})"))
-                .status().code(),
+  EXPECT_EQ(PeerExports::parse(bytes(R"({"memory": []})")).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(PeerExports::parse(bytes(R"({"memory": [{"base": 1, "bytes": 2, "handle": "abc"}], "events": []})"))
-                .status().code(),
+  EXPECT_EQ(PeerExports::parse(
+                bytes(R"({"memory": [{"base": 1, "bytes": 2, "handle": "zz"}], "events": []})"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(PeerExports::parse(
+                bytes(R"({"memory": [{"base": 1, "bytes": 2, "handle": "abc"}], "events": []})"))
+                .status()
+                .code(),
             StatusCode::kInvalidArgument);
 }
 

@@ -40,7 +40,8 @@ Result<std::vector<int64_t>> parse_list(const std::string& flag, const std::stri
       if (used != item.size() || v < 1) throw std::invalid_argument(item);
       out.push_back(v);
     } catch (const std::exception&) {
-      return error(StatusCode::kInvalidArgument, "{} takes positive integers separated by commas, got '{}'", flag, text);
+      return error(StatusCode::kInvalidArgument,
+                   "{} takes positive integers separated by commas, got '{}'", flag, text);
     }
   }
   if (out.empty()) return error(StatusCode::kInvalidArgument, "{} is empty", flag);
@@ -73,7 +74,8 @@ int run_profile_command(const ProfileArgs& a) {
   c.batch_sizes = *batches;
   c.seq_lens = *seqs;
   if (!a.peer_device.empty()) {
-    if (a.peer_device.rfind("cuda:", 0) != 0) return fail("--peer-device must be a CUDA device (cuda:N)");
+    if (a.peer_device.rfind("cuda:", 0) != 0)
+      return fail("--peer-device must be a CUDA device (cuda:N)");
     try {
       c.peer_device = std::stoi(a.peer_device.substr(5));
     } catch (const std::exception&) {
@@ -101,18 +103,24 @@ int run_profile_command(const ProfileArgs& a) {
 
 void add_profile_command(CLI::App& app, RunFn& run) {
   auto a = std::make_shared<ProfileArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "profile", "Measure the performance model's coefficients on this device (a hardware profile for msinfer plan)");
-  cmd->add_option("--model", a->model, "Model directory (config.json; dummy weights by default)")->required();
+  CLI::App* cmd = app.add_subcommand("profile",
+                                     "Measure the performance model's coefficients on this device "
+                                     "(a hardware profile for msinfer plan)");
+  cmd->add_option("--model", a->model, "Model directory (config.json; dummy weights by default)")
+      ->required();
   cmd->add_option("--load-format", a->load_format, "dummy | auto")->capture_default_str();
   cmd->add_option("--device", a->device, "The device to profile")->capture_default_str();
   cmd->add_option("--gpu", a->gpu, "Catalog name of the device (default: from the device's name)");
   cmd->add_option("--hf-overrides", a->hf_overrides, "JSON merged over config.json");
-  cmd->add_option("--layers", a->layers, "Profile with this many layers (coefficients are per layer)");
-  cmd->add_option("--batch-sizes", a->batch_sizes, "Batch sizes to fit k1, k2, k3, k4 over")->capture_default_str();
-  cmd->add_option("--seq-lens", a->seq_lens, "Context lengths for the attention coefficients")->capture_default_str();
+  cmd->add_option("--layers", a->layers,
+                  "Profile with this many layers (coefficients are per layer)");
+  cmd->add_option("--batch-sizes", a->batch_sizes, "Batch sizes to fit k1, k2, k3, k4 over")
+      ->capture_default_str();
+  cmd->add_option("--seq-lens", a->seq_lens, "Context lengths for the attention coefficients")
+      ->capture_default_str();
   cmd->add_option("--output-len", a->output_len, "Decode steps per point")->capture_default_str();
-  cmd->add_option("--peer-device", a->peer_device, "A second GPU: measure the link with bench m2n (cuda:N)");
+  cmd->add_option("--peer-device", a->peer_device,
+                  "A second GPU: measure the link with bench m2n (cuda:N)");
   cmd->add_option("--out", a->out, "Write the profile JSON here");
   cmd->add_flag("--json", a->json, "Print the profile and every measured point as JSON");
   cmd->add_flag("--no-progress", a->no_progress, "No progress line on stderr");

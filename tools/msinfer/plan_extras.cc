@@ -24,7 +24,8 @@ Result<PredictSpec> parse_predict_spec(const std::string& text) {
       if (used == parts[i].size() && v >= 1) return v;
     } catch (const std::exception&) {
     }
-    return error(StatusCode::kInvalidArgument, "--predict: '{}' in '{}' is not a positive count", parts[i], text);
+    return error(StatusCode::kInvalidArgument, "--predict: '{}' in '{}' is not a positive count",
+                 parts[i], text);
   };
   PredictSpec s;
   if (parts.size() == 2 && parts[0] == "colocated") {
@@ -38,24 +39,35 @@ Result<PredictSpec> parse_predict_spec(const std::string& text) {
     s.n_gpus = s.n_a + s.n_e;
     return s;
   }
-  return error(StatusCode::kInvalidArgument,
-               "--predict takes colocated:GPUS or disaggregated:ATTENTION_GPUS:EXPERT_GPUS, got '{}'", text);
+  return error(
+      StatusCode::kInvalidArgument,
+      "--predict takes colocated:GPUS or disaggregated:ATTENTION_GPUS:EXPERT_GPUS, got '{}'", text);
 }
 
 namespace {
 
 json prediction_json(const Prediction& p) {
-  return {{"t_a_ms", p.t_a_ms}, {"t_e_ms", p.t_e_ms}, {"t_c_ms", p.t_c_ms}, {"t_f_ms", p.t_f_ms},
-          {"tbt_ms", p.tbt_ms}, {"b_e", p.b_e}, {"global_batch", p.global_batch},
-          {"tokens_per_s", p.tokens_per_s}, {"tokens_per_s_per_gpu", p.tokens_per_s_per_gpu},
-          {"tokens_per_s_per_cost", p.tokens_per_s_per_cost}, {"n_gpus", p.n_gpus},
-          {"attention_gib", p.attention_gib}, {"expert_gib", p.expert_gib},
-          {"feasible", p.feasible()}, {"violation", p.violation}};
+  return {{"t_a_ms", p.t_a_ms},
+          {"t_e_ms", p.t_e_ms},
+          {"t_c_ms", p.t_c_ms},
+          {"t_f_ms", p.t_f_ms},
+          {"tbt_ms", p.tbt_ms},
+          {"b_e", p.b_e},
+          {"global_batch", p.global_batch},
+          {"tokens_per_s", p.tokens_per_s},
+          {"tokens_per_s_per_gpu", p.tokens_per_s_per_gpu},
+          {"tokens_per_s_per_cost", p.tokens_per_s_per_cost},
+          {"n_gpus", p.n_gpus},
+          {"attention_gib", p.attention_gib},
+          {"expert_gib", p.expert_gib},
+          {"feasible", p.feasible()},
+          {"violation", p.violation}};
 }
 
 }  // namespace
 
-Result<json> simulate_prediction(const ModelShape& model, const Prediction& p, int n_a, int n_e, int m, double b_a) {
+Result<json> simulate_prediction(const ModelShape& model, const Prediction& p, int n_a, int n_e,
+                                 int m, double b_a) {
   SimConfig c;
   c.n_layers = model.n_layers;
   c.n_micro_batches = m;
@@ -69,28 +81,36 @@ Result<json> simulate_prediction(const ModelShape& model, const Prediction& p, i
   c.jitter = 0.05;  // ±5% per stage: what kernel timings vary by
   c.seed = 1;
   MSI_ASSIGN_OR_RETURN(SimResult r, simulate_pipeline(c));
-  return json{{"step_ms", r.step_ms}, {"closed_form_ms", r.closed_form_ms},
-              {"closed_form_holds", r.closed_form_holds}, {"jitter", c.jitter},
+  return json{{"step_ms", r.step_ms},
+              {"closed_form_ms", r.closed_form_ms},
+              {"closed_form_holds", r.closed_form_holds},
+              {"jitter", c.jitter},
               {"attention_busy", r.attention.empty() ? 0.0 : r.attention[0].busy_fraction},
               {"expert_busy", r.expert.empty() ? 0.0 : r.expert[0].busy_fraction}};
 }
 
-Result<json> predict_deployment(const ModelShape& model, const GpuSide& attention, const GpuSide& expert,
-                                const PredictArgs& a) {
-  if (a.batch_size < 1) return error(StatusCode::kInvalidArgument, "--predict needs --batch-size (sequences)");
-  json out = {{"deployment", a.spec.disaggregated ? "disaggregated" : "colocated"}, {"batch_size", a.batch_size},
-              {"seq_len", a.seq_len}, {"attention_gpu", attention.spec.name}};
+Result<json> predict_deployment(const ModelShape& model, const GpuSide& attention,
+                                const GpuSide& expert, const PredictArgs& a) {
+  if (a.batch_size < 1)
+    return error(StatusCode::kInvalidArgument, "--predict needs --batch-size (sequences)");
+  json out = {{"deployment", a.spec.disaggregated ? "disaggregated" : "colocated"},
+              {"batch_size", a.batch_size},
+              {"seq_len", a.seq_len},
+              {"attention_gpu", attention.spec.name}};
   if (!a.spec.disaggregated) {
-    MSI_ASSIGN_OR_RETURN(ColocatedSetup setup,
-                         make_colocated_setup(model, a.seq_len, attention, a.spec.n_gpus, 1, a.memory_fraction));
+    MSI_ASSIGN_OR_RETURN(
+        ColocatedSetup setup,
+        make_colocated_setup(model, a.seq_len, attention, a.spec.n_gpus, 1, a.memory_fraction));
     const double b = static_cast<double>(a.batch_size) / a.spec.n_gpus;
     out["n_gpus"] = a.spec.n_gpus;
     out["predicted"] = prediction_json(predict_colocated(setup, b, a.slo_ms));
     return out;
   }
-  if (a.micro_batches < 1) return error(StatusCode::kInvalidArgument, "--micro-batches must be at least 1");
-  MSI_ASSIGN_OR_RETURN(DisaggregatedSetup setup,
-                       make_disaggregated_setup(model, a.seq_len, attention, expert, 1, 1, a.memory_fraction));
+  if (a.micro_batches < 1)
+    return error(StatusCode::kInvalidArgument, "--micro-batches must be at least 1");
+  MSI_ASSIGN_OR_RETURN(
+      DisaggregatedSetup setup,
+      make_disaggregated_setup(model, a.seq_len, attention, expert, 1, 1, a.memory_fraction));
   DisaggregatedShape shape;
   shape.n_a = a.spec.n_a;
   shape.n_e = a.spec.n_e;
@@ -103,12 +123,15 @@ Result<json> predict_deployment(const ModelShape& model, const GpuSide& attentio
   out["micro_batches"] = shape.m;
   out["b_a"] = shape.b_a;
   out["predicted"] = prediction_json(p);
-  MSI_ASSIGN_OR_RETURN(out["simulated"], simulate_prediction(model, p, shape.n_a, shape.n_e, shape.m, shape.b_a));
+  MSI_ASSIGN_OR_RETURN(out["simulated"],
+                       simulate_prediction(model, p, shape.n_a, shape.n_e, shape.m, shape.b_a));
   return out;
 }
 
-Result<json> propose_placement(const std::string& load_file, int n_expert_workers, int slots_per_worker) {
-  if (n_expert_workers < 1) return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 1");
+Result<json> propose_placement(const std::string& load_file, int n_expert_workers,
+                               int slots_per_worker) {
+  if (n_expert_workers < 1)
+    return error(StatusCode::kInvalidArgument, "--expert-workers must be at least 1");
   MSI_ASSIGN_OR_RETURN(ExpertLoadStats load, read_expert_load_file(load_file));
   BalanceOptions o;
   o.n_expert_workers = n_expert_workers;

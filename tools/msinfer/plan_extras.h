@@ -31,16 +31,19 @@ struct PredictArgs {
 };
 // The prediction as JSON (T_a, T_e, T_c, TBT, throughput, the first violated constraint) plus,
 // for a disaggregated deployment, the simulator's step under the same stage times.
-Result<nlohmann::json> predict_deployment(const planner::ModelShape& model, const planner::GpuSide& attention,
+Result<nlohmann::json> predict_deployment(const planner::ModelShape& model,
+                                          const planner::GpuSide& attention,
                                           const planner::GpuSide& expert, const PredictArgs& args);
 
 // The simulator on a disaggregated prediction: its step, and the closed form beside it.
-Result<nlohmann::json> simulate_prediction(const planner::ModelShape& model, const planner::Prediction& p, int n_a,
-                                           int n_e, int m, double b_a);
+Result<nlohmann::json> simulate_prediction(const planner::ModelShape& model,
+                                           const planner::Prediction& p, int n_a, int n_e, int m,
+                                           double b_a);
 
 // The greedy placement for `n_expert_workers` from an expert-load file (`msinfer bench --json`'s
 // "expert_load", or `GET /expert_load` of the server): the report (placement, loads before and
 // after). slots_per_worker 0: ceil(E / N) + 1.
-Result<nlohmann::json> propose_placement(const std::string& load_file, int n_expert_workers, int slots_per_worker);
+Result<nlohmann::json> propose_placement(const std::string& load_file, int n_expert_workers,
+                                         int slots_per_worker);
 
 }  // namespace msi::cli

@@ -24,8 +24,8 @@ template <typename Handle>
 Result<Handle> handle_from(std::span<const std::byte> bytes, const char* what) {
   Handle h{};
   if (bytes.size() != sizeof(Handle)) {
-    return error(StatusCode::kInvalidArgument, "cuda: a {} handle is {} bytes, got {}", what, sizeof(Handle),
-                 bytes.size());
+    return error(StatusCode::kInvalidArgument, "cuda: a {} handle is {} bytes, got {}", what,
+                 sizeof(Handle), bytes.size());
   }
   std::memcpy(&h, bytes.data(), sizeof(Handle));
   return h;
@@ -38,7 +38,8 @@ std::unique_ptr<DeviceEvent> CudaBackend::make_shared_event() {
 }
 
 Result<std::vector<std::byte>> CudaBackend::export_memory(const Tensor& allocation) {
-  if (allocation.data == nullptr) return error(StatusCode::kInvalidArgument, "cuda: export of an empty tensor");
+  if (allocation.data == nullptr)
+    return error(StatusCode::kInvalidArgument, "cuda: export of an empty tensor");
   make_current();
   cudaIpcMemHandle_t h{};
   MSI_CUDA_RETURN_IF_ERROR(cudaIpcGetMemHandle(&h, allocation.data));
@@ -57,7 +58,8 @@ Result<void*> CudaBackend::import_memory(std::span<const std::byte> handle) {
 Result<std::vector<std::byte>> CudaBackend::export_event(DeviceEvent& event) {
   auto& e = static_cast<CudaEvent&>(event);
   if (!e.interprocess()) {
-    return error(StatusCode::kInvalidArgument, "cuda: only events from make_shared_event can be exported");
+    return error(StatusCode::kInvalidArgument,
+                 "cuda: only events from make_shared_event can be exported");
   }
   make_current();
   cudaIpcEventHandle_t h{};

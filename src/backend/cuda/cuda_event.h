@@ -18,7 +18,8 @@ class CudaEvent final : public DeviceEvent {
     MSI_CUDA_CHECK(cudaEventCreateWithFlags(&event_, flags));
   }
   // Takes an event opened with cudaIpcOpenEventHandle.
-  CudaEvent(int device, cudaEvent_t opened) : device_(device), flags_(cudaEventInterprocess), event_(opened) {}
+  CudaEvent(int device, cudaEvent_t opened)
+      : device_(device), flags_(cudaEventInterprocess), event_(opened) {}
   ~CudaEvent() override {
     if (cudaSetDevice(device_) == cudaSuccess) (void)cudaEventDestroy(event_);
   }
