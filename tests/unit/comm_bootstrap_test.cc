@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "comm/bootstrap.h"
+#include "status_asserts.h"
 
 namespace msi::comm {
 namespace {
@@ -32,22 +33,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string describe(const Status& s) { return s.to_string(); }
-template <typename T>
-std::string describe(const Result<T>& r) {
-  return r.status().to_string();
-}
-
-#define ASSERT_OK(expr)                              \
-  do {                                               \
-    const auto& msi_r_ = (expr);                     \
-    ASSERT_TRUE(msi_r_.is_ok()) << describe(msi_r_); \
-  } while (0)
-#define EXPECT_OK(expr)                              \
-  do {                                               \
-    const auto& msi_r_ = (expr);                     \
-    EXPECT_TRUE(msi_r_.is_ok()) << describe(msi_r_); \
-  } while (0)
+using msi::test::describe;
 
 BootstrapOptions make_options(int rank, int world_size, int port,
                               milliseconds timeout = milliseconds(5000)) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "comm/m2n.h"
+#include "status_asserts.h"
 
 namespace msi::comm {
 namespace {
@@ -28,22 +29,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string describe(const Status& s) { return s.to_string(); }
-template <typename T>
-std::string describe(const Result<T>& r) {
-  return r.status().to_string();
-}
-
-#define ASSERT_OK(expr)                              \
-  do {                                               \
-    const auto& msi_r_ = (expr);                     \
-    ASSERT_TRUE(msi_r_.is_ok()) << describe(msi_r_); \
-  } while (0)
-#define EXPECT_OK(expr)                              \
-  do {                                               \
-    const auto& msi_r_ = (expr);                     \
-    EXPECT_TRUE(msi_r_.is_ok()) << describe(msi_r_); \
-  } while (0)
+using msi::test::describe;
 
 enum class Kind { kInproc, kShm };
 
