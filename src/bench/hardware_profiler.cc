@@ -83,15 +83,20 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
   planner::HardwareProfile p;
   p.source = "measured";
   p.model = planner::profile_model_of(config);
+  // The device, once: its name picks the catalog entry, its index the link's sending side.
+  Device device;
+  std::string device_name;
+  {
+    MSI_ASSIGN_OR_RETURN(auto probe, make_backend(cfg.engine.device));
+    device = probe->device();
+    device_name = probe->name();
+  }
   if (!cfg.gpu.empty()) {
     p.gpu = cfg.gpu;
+  } else if (device.kind == DeviceKind::kCpu) {
+    p.gpu = "cpu";  // not a catalog GPU: the profile carries its own memory and price
   } else {
-    MSI_ASSIGN_OR_RETURN(auto backend, make_backend(cfg.engine.device));
-    if (backend->device().kind == DeviceKind::kCpu) {
-      p.gpu = "cpu";  // not a catalog GPU: the profile carries its own memory and price
-    } else {
-      MSI_ASSIGN_OR_RETURN(p.gpu, catalog_gpu_of(backend->name()));
-    }
+    MSI_ASSIGN_OR_RETURN(p.gpu, catalog_gpu_of(device_name));
   }
   Result<planner::GpuSpec> spec = planner::find_gpu(p.gpu);
   if (!spec.is_ok()) {  // a device outside the catalog (the CPU): the profile carries its own
@@ -176,8 +181,7 @@ Result<planner::HardwareProfile> run_profile(const ProfileConfig& cfg, json* poi
     if (one_way <= 0)
       return error(StatusCode::kInvalidArgument, "--peer-device needs a catalog GPU with NVLink");
     M2NBenchConfig mc;
-    const Device d = (*make_backend(cfg.engine.device))->device();
-    mc.send_device = d.index;
+    mc.send_device = device.index;
     mc.recv_device = cfg.peer_device;
     mc.transports = {"p2p"};
     mc.decode_tokens.clear();
