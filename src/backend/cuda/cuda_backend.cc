@@ -18,6 +18,7 @@
 #include "backend/cuda/moe.cuh"
 #include "backend/cuda/norm.cuh"
 #include "backend/cuda/rope.cuh"
+#include "backend/cuda/tensor_access.h"
 #include "core/check.h"
 
 namespace msi {
@@ -31,14 +32,10 @@ constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 // upload_weight_into converts this many elements per host staging chunk.
 constexpr size_t kUploadChunkElems = size_t{16} << 20;
 
-void check_dtype(const Tensor& t, DType want, const char* what) {
-  MSI_CHECK(t.dtype == want, "cuda: {} must be {}, is {}", what, dtype_name(want),
-            dtype_name(t.dtype));
-}
-
-const bf16* cbf(const Tensor& t) { return static_cast<const bf16*>(t.data); }
-bf16* bf(const Tensor& t) { return static_cast<bf16*>(t.data); }
-const int32_t* ci32(const Tensor& t) { return static_cast<const int32_t*>(t.data); }
+using cuda_access::bf;
+using cuda_access::cbf;
+using cuda_access::check_dtype;
+using cuda_access::ci32;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/moe_grouped.cuh"
+#include "backend/cuda/tensor_access.h"
 #include "core/check.h"
 
 namespace msi {
@@ -16,17 +17,12 @@ namespace {
 
 static_assert(cuda::kMoeGroupedTileRows == kMoeTileRows, "tile rows differ between the layers");
 
-using bf16 = __nv_bfloat16;
-
-void check_dtype(const Tensor& t, DType want, const char* what) {
-  MSI_CHECK(t.dtype == want, "cuda: {} must be {}, is {}", what, dtype_name(want),
-            dtype_name(t.dtype));
-}
-
-const bf16* cbf(const Tensor& t) { return static_cast<const bf16*>(t.data); }
-bf16* bf(const Tensor& t) { return static_cast<bf16*>(t.data); }
-const int32_t* ci32(const Tensor& t) { return static_cast<const int32_t*>(t.data); }
-int32_t* i32(const Tensor& t) { return static_cast<int32_t*>(t.data); }
+using cuda_access::bf;
+using cuda_access::bf16;
+using cuda_access::cbf;
+using cuda_access::check_dtype;
+using cuda_access::ci32;
+using cuda_access::i32;
 
 void check_layout(const MoeLayout& l, int64_t n_rows) {
   check_dtype(l.expert_offsets, DType::kI32, "moe expert_offsets");
